@@ -1,0 +1,64 @@
+"""The `wit` command: one subcommand per pipeline stage, plus `wit run PIPELINE.toml`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from wit_builder import __version__
+
+# Modules with an add_parser(subparsers) function, in pipeline order.
+STAGE_CLI_MODULES = (
+    "wit_builder.queries.cli",
+    "wit_builder.harvest.cli",
+    "wit_builder.match.cli",
+    "wit_builder.fetch.cli",
+    "wit_builder.filter.cli",
+    "wit_builder.shards.cli",
+    "wit_builder.train.cli",
+    "wit_builder.report.cli",
+    "wit_builder.pipeline.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every stage's subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="wit",
+        description="Build CLIP-style image-text datasets: queries, harvest, match, balance, fetch, filter, shards, train, report.",
+    )
+    parser.add_argument("--version", action="version", version=f"wit-builder {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_name in STAGE_CLI_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def configure_logging(verbose: bool, quiet: bool) -> None:
+    """Send log records to standard error with a timestamp and the logger name."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `wit` command line and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose, args.quiet)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError) as error:
+        logging.getLogger("wit").error("%s", error)
+        return 2
+    except KeyboardInterrupt:
+        logging.getLogger("wit").error("interrupted; finished files are kept and a rerun resumes from them")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Match and balance stage functions, each working on one partition file.
+
+The flow over a run's partitions is: ``match_partition`` on every candidates part,
+``reduce_query_counts`` once over all matched parts, then ``balance_partition`` on
+every matched part with the reduced counts. Only the reduce step sees every partition.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from wit_builder.match.balance import should_keep
+from wit_builder.match.matcher import QueryMatcher
+from wit_builder.parquet import atomic_write_table, iter_records, list_parts, write_records
+from wit_builder.records import Candidate, MatchedCandidate
+
+logger = logging.getLogger(__name__)
+
+QUERY_COUNTS_FILE = "query_counts.parquet"
+
+
+@dataclass
+class MatchStats:
+    """Counts of one match partition."""
+
+    candidates: int = 0
+    matched: int = 0
+    unmatched: int = 0
+
+
+@dataclass
+class BalanceStats:
+    """Counts of one balance partition."""
+
+    matched: int = 0
+    kept: int = 0
+    dropped: int = 0
+
+
+def load_query_list(path: str | Path) -> list[str]:
+    """Read queries from a queries.parquet (column ``query``) or a text file with one per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"query list not found: {path}")
+    if path.suffix == ".parquet":
+        return pq.read_table(path, columns=["query"]).column("query").to_pylist()
+    with path.open(encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle if line.strip()]
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_matcher(queries_path: str, modified_ns: int, ignore_case: bool) -> QueryMatcher:
+    return QueryMatcher(load_query_list(queries_path), ignore_case=ignore_case)
+
+
+def get_matcher(queries_path: str | Path, ignore_case: bool = False) -> QueryMatcher:
+    """Return the automaton for a query file, built once per process and file version."""
+    path = Path(queries_path).resolve()
+    return _cached_matcher(str(path), path.stat().st_mtime_ns, ignore_case)
+
+
+def match_partition(
+    candidates_path: Path, queries_path: Path, out_path: Path, ignore_case: bool = False
+) -> MatchStats:
+    """Write the candidates of one partition that match at least one query, with their query ids."""
+    matcher = get_matcher(queries_path, ignore_case)
+    stats = MatchStats()
+    matched: list[MatchedCandidate] = []
+
+    rows = iter_records(candidates_path, Candidate)
+    for candidate in tqdm(rows, desc=f"match {candidates_path.name}", unit=" candidates", leave=False):
+        stats.candidates += 1
+        query_ids = matcher.match(candidate.text)
+        if not query_ids:
+            stats.unmatched += 1
+            continue
+        stats.matched += 1
+        matched.append(MatchedCandidate(**dataclasses.asdict(candidate), query_ids=query_ids))
+
+    write_records(out_path, matched, MatchedCandidate)
+    logger.info("%s: %d of %d candidates matched a query", candidates_path.name, stats.matched, stats.candidates)
+    return stats
+
+
+def count_queries(matched_path: Path) -> collections.Counter:
+    """Count the matched candidates per query id in one partition."""
+    counts: collections.Counter = collections.Counter()
+    table = pq.read_table(matched_path, columns=["query_ids"])
+    for query_ids in table.column("query_ids").to_pylist():
+        counts.update(query_ids)
+    return counts
+
+
+def reduce_query_counts(matched_dir: Path, queries_path: Path) -> dict[int, int]:
+    """Sum per-query counts over all matched partitions and write query_counts.parquet."""
+    totals: collections.Counter = collections.Counter()
+    for part in list_parts(matched_dir):
+        totals.update(count_queries(part))
+
+    queries = load_query_list(queries_path)
+    query_ids = sorted(totals)
+    table = pa.table(
+        {
+            "query_id": pa.array(query_ids, pa.int64()),
+            "query": pa.array([queries[i] for i in query_ids], pa.string()),
+            "count": pa.array([totals[i] for i in query_ids], pa.int64()),
+        }
+    )
+    atomic_write_table(table, matched_dir / QUERY_COUNTS_FILE)
+    return dict(totals)
+
+
+def read_query_counts(matched_dir: Path) -> dict[int, int]:
+    """Read the reduced per-query counts written by ``reduce_query_counts``."""
+    path = matched_dir / QUERY_COUNTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the match stage over all partitions first")
+    table = pq.read_table(path)
+    return dict(zip(table.column("query_id").to_pylist(), table.column("count").to_pylist()))
+
+
+def balance_partition(
+    matched_path: Path, counts: dict[int, int], out_path: Path, cap: int, seed: int = 0
+) -> BalanceStats:
+    """Keep the candidates of one matched partition that balancing draws, in input order."""
+    stats = BalanceStats()
+    kept: list[MatchedCandidate] = []
+
+    for candidate in iter_records(matched_path, MatchedCandidate):
+        stats.matched += 1
+        if should_keep(candidate.candidate_id, candidate.query_ids, counts, cap, seed):
+            kept.append(candidate)
+            stats.kept += 1
+        else:
+            stats.dropped += 1
+
+    write_records(out_path, kept, MatchedCandidate)
+    return stats
