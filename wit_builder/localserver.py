@@ -17,15 +17,19 @@ logger = logging.getLogger(__name__)
 
 
 class BackgroundServer:
-    """Run ``app`` on ``host`` at a free port until the context exits.
+    """Run an aiohttp application on ``host`` until the context exits.
+
+    ``port`` 0 picks a free port. A fixed port lets a resumed pipeline serve the
+    same URLs that an earlier run recorded.
 
     ``app_factory`` is called inside the server's own event loop, because aiohttp
     applications bind to the loop that first runs them.
     """
 
-    def __init__(self, app_factory: Callable[[], web.Application], host: str = "127.0.0.1"):
+    def __init__(self, app_factory: Callable[[], web.Application], host: str = "127.0.0.1", port: int = 0):
         self._app_factory = app_factory
         self._host = host
+        self._requested_port = port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -84,7 +88,7 @@ class BackgroundServer:
     async def _startup(self) -> None:
         self._runner = web.AppRunner(self._app_factory(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, 0)
+        site = web.TCPSite(self._runner, self._host, self._requested_port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
