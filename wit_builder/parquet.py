@@ -77,12 +77,16 @@ def read_records(path: str | os.PathLike, record_type: type[RecordT]) -> list[Re
     return list(iter_records(path, record_type))
 
 
-def iter_records(path: str | os.PathLike, record_type: type[RecordT]) -> Iterator[RecordT]:
-    """Yield records from a parquet file one row group at a time."""
+def iter_records(path: str | os.PathLike, record_type: type[RecordT], batch_size: int = 1024) -> Iterator[RecordT]:
+    """Yield records from a parquet file, reading ``batch_size`` rows at a time.
+
+    Keep ``batch_size`` small for rows that carry image bytes, because each batch is
+    held in memory whole.
+    """
     names = {f.name for f in dataclasses.fields(record_type)}
     parquet_file = pq.ParquetFile(path)
     columns = [name for name in parquet_file.schema_arrow.names if name in names]
-    for batch in parquet_file.iter_batches(columns=columns):
+    for batch in parquet_file.iter_batches(batch_size=batch_size, columns=columns):
         for row in batch.to_pylist():
             yield record_type(**row)
 

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from wit_builder.match.balance import should_keep
 from wit_builder.match.matcher import QueryMatcher
+from wit_builder.queries.build import load_queries
 from wit_builder.parquet import atomic_write_table, iter_records, list_parts, write_records
 from wit_builder.records import Candidate, MatchedCandidate
 
@@ -46,20 +47,9 @@ class BalanceStats:
     dropped: int = 0
 
 
-def load_query_list(path: str | Path) -> list[str]:
-    """Read queries from a queries.parquet (column ``query``) or a text file with one per line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"query list not found: {path}")
-    if path.suffix == ".parquet":
-        return pq.read_table(path, columns=["query"]).column("query").to_pylist()
-    with path.open(encoding="utf-8") as handle:
-        return [line.rstrip("\n") for line in handle if line.strip()]
-
-
 @functools.lru_cache(maxsize=4)
 def _cached_matcher(queries_path: str, modified_ns: int, ignore_case: bool) -> QueryMatcher:
-    return QueryMatcher(load_query_list(queries_path), ignore_case=ignore_case)
+    return QueryMatcher(load_queries(queries_path), ignore_case=ignore_case)
 
 
 def get_matcher(queries_path: str | Path, ignore_case: bool = False) -> QueryMatcher:
@@ -106,7 +96,7 @@ def reduce_query_counts(matched_dir: Path, queries_path: Path) -> dict[int, int]
     for part in list_parts(matched_dir):
         totals.update(count_queries(part))
 
-    queries = load_query_list(queries_path)
+    queries = load_queries(queries_path)
     query_ids = sorted(totals)
     table = pa.table(
         {

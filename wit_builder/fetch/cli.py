@@ -1,0 +1,165 @@
+"""`wit fetch`: download, validate and resize the images of matched (or balanced) candidates."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from wit_builder.fetch.fetcher import FetchConfig, fetch_partition
+from wit_builder.fetch.pool import DecodePool
+from wit_builder.fetch.resizer import DEFAULT_MAX_PIXELS, RESIZE_MODES
+from wit_builder.net.client import HttpConfig
+from wit_builder.parquet import list_parts
+from wit_builder.records import FetchStatus
+from wit_builder.stats import write_stage_stats
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``fetch`` subcommand."""
+    parser = subparsers.add_parser(
+        "fetch",
+        help="download, validate and resize candidate images",
+        description=(
+            "Download the image of every MatchedCandidate row, reject non-images and oversized images, "
+            "resize, and write one FetchResult row per input row (status ok with JPEG bytes, or a named error). "
+            "Existing output partitions are kept, so a rerun resumes; use --overwrite to fetch them again."
+        ),
+    )
+    parser.add_argument("input", type=Path, help="a MatchedCandidate parquet file, or a folder of part-*.parquet files")
+    parser.add_argument("--out", type=Path, required=True, help="output folder for FetchResult part-*.parquet files and stats.json")
+
+    parser.add_argument("--image-size", type=int, default=256, help="target size in pixels (default: %(default)s)")
+    parser.add_argument(
+        "--resize-mode",
+        choices=RESIZE_MODES,
+        default="keep_ratio",
+        help=(
+            "keep_ratio: shortest side becomes --image-size; center_crop: square cut from the center; "
+            "border: fit inside the square and pad with white; no: keep the size (default: %(default)s)"
+        ),
+    )
+    parser.add_argument("--no-upscale", action="store_true", help="keep images smaller than --image-size at their size")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="reject source images with more pixels than this, before decoding (default: %(default)s)")
+    parser.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality of the resized images, 1-100 (default: %(default)s)")
+
+    parser.add_argument("--timeout", type=float, default=20.0, help="maximum seconds per request, covering connection, headers and body (default: %(default)s)")
+    parser.add_argument("--max-bytes", type=int, default=20 * 1024 * 1024, help="maximum image size in bytes; larger downloads stop early (default: %(default)s)")
+    parser.add_argument("--retries", type=int, default=2, help="retries after timeouts, connection errors, 429 and 5xx (default: %(default)s)")
+    parser.add_argument("--max-redirects", type=int, default=5, help="maximum redirects followed per URL, 0 for none (default: %(default)s)")
+
+    parser.add_argument("--processes", type=int, default=None, help="decoder processes (default: one per CPU)")
+    parser.add_argument("--concurrency", type=int, default=64, help="maximum concurrent downloads (default: %(default)s)")
+    parser.add_argument("--per-host", type=int, default=4, help="maximum concurrent downloads from one host (default: %(default)s)")
+
+    parser.add_argument("--user-agent-contact", default=None, metavar="URL", help='contact URL added to the User-Agent, as "wit-builder/VERSION (+URL)"')
+    parser.add_argument("--ignore-robots-tag", action="store_true", help="keep images whose X-Robots-Tag contains noai, noimageai, noindex or noimageindex")
+    parser.add_argument("--allow-private", action="store_true", help="allow loopback and private addresses (only for local test servers)")
+    parser.add_argument("--overwrite", action="store_true", help="fetch again partitions that already have output")
+
+    parser.set_defaults(func=run_fetch)
+
+
+def config_from_args(args: argparse.Namespace) -> FetchConfig:
+    """Build the FetchConfig that the command-line options describe."""
+    http = HttpConfig(
+        contact_url=args.user_agent_contact,
+        allow_private=args.allow_private,
+        timeout_s=args.timeout,
+        max_bytes=args.max_bytes,
+        retries=args.retries,
+        max_redirects=args.max_redirects,
+        max_concurrency=args.concurrency,
+        max_per_host=args.per_host,
+    )
+    return FetchConfig(
+        http=http,
+        image_size=args.image_size,
+        resize_mode=args.resize_mode,
+        max_pixels=args.max_pixels,
+        jpeg_quality=args.jpeg_quality,
+        upscale=not args.no_upscale,
+        processes=args.processes,
+        respect_robots_tag=not args.ignore_robots_tag,
+    )
+
+
+def input_parts(input_path: Path) -> list[Path]:
+    """Return the partition files of ``input_path``: the file itself, or a folder's part-*.parquet files."""
+    if input_path.is_file():
+        return [input_path]
+    if input_path.is_dir():
+        parts = list_parts(input_path)
+        if not parts:
+            raise FileNotFoundError(f"no part-*.parquet files in {input_path}")
+        return parts
+    raise FileNotFoundError(f"fetch input not found: {input_path}")
+
+
+def count_statuses(path: Path) -> tuple[dict[str, int], int]:
+    """Count the statuses and downloaded bytes of a FetchResult parquet file already written."""
+    table = pq.read_table(path, columns=["status", "bytes_downloaded"])
+    counts = {status.value: 0 for status in FetchStatus}
+    for status in table.column("status").to_pylist():
+        counts[status] = counts.get(status, 0) + 1
+    downloaded = sum(value or 0 for value in table.column("bytes_downloaded").to_pylist())
+    return counts, downloaded
+
+
+def fetch_folder(input_path: Path, out_dir: Path, config: FetchConfig, overwrite: bool = False) -> dict:
+    """Fetch every partition of ``input_path`` into ``out_dir`` and write ``out_dir/stats.json``.
+
+    Partitions whose output file exists are skipped unless ``overwrite`` is set, and
+    their counts are read back from that file. Returns the totals written to stats.json.
+    """
+    parts = input_parts(input_path)
+    if config.http.allow_private:
+        logger.warning("--allow-private: requests may reach loopback and private addresses; use it only for local test servers")
+
+    totals = {status.value: 0 for status in FetchStatus}
+    rows = 0
+    downloaded = 0
+    elapsed = 0.0
+    skipped = 0
+    with DecodePool(config.processes, config.max_pixels) as pool:
+        for part in parts:
+            out_path = out_dir / part.name
+            if out_path.exists() and not overwrite:
+                counts, part_bytes = count_statuses(out_path)
+                skipped += 1
+            else:
+                stats = fetch_partition(part, out_path, config, pool=pool)
+                counts, part_bytes = stats.counts, stats.bytes_downloaded
+                elapsed += stats.elapsed_s
+            for name, count in counts.items():
+                totals[name] = totals.get(name, 0) + count
+            rows += sum(counts.values())
+            downloaded += part_bytes
+
+    if skipped:
+        logger.info("kept %d existing output partitions (use --overwrite to fetch them again)", skipped)
+    totals["rows"] = rows
+    write_stage_stats(
+        out_dir,
+        "fetch",
+        totals,
+        partitions=len(parts),
+        partitions_skipped=skipped,
+        bytes_downloaded=downloaded,
+        elapsed_s=round(elapsed, 3),
+        success_rate=round(totals[FetchStatus.OK.value] / rows, 4) if rows else 0.0,
+        image_size=config.image_size,
+        resize_mode=config.resize_mode,
+        user_agent=config.http.user_agent,
+    )
+    logger.info("fetch: %d of %d rows ok, stats in %s", totals[FetchStatus.OK.value], rows, out_dir / "stats.json")
+    return totals
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    fetch_folder(args.input, args.out, config_from_args(args), overwrite=args.overwrite)
+    return 0

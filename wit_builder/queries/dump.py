@@ -1,0 +1,362 @@
+"""Streaming reader of MediaWiki pages-articles XML dumps.
+
+Reads ``.xml``, ``.xml.bz2`` (single- or multistream) and ``.xml.gz`` files with
+``xml.etree.ElementTree.iterparse`` and clears each page after it is read, so memory
+stays flat however large the dump is. Element names are matched without their XML
+namespace, so every export schema version works (0.10 and 0.11 are tested).
+
+By default the reader yields only articles: pages in namespace 0 that are not
+redirects. A dump that ends in the middle of a page (a cut download) yields every
+complete page and logs a warning that names where it stopped.
+"""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import gzip
+import logging
+import os
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+ARTICLE_NAMESPACE = 0
+FILE_NAMESPACE = 6
+MEDIA_NAMESPACE = -2
+CATEGORY_NAMESPACE = 14
+
+# Canonical English names and aliases that every MediaWiki site accepts, whatever its
+# language. A dump's <siteinfo> adds the local names (for example "Datei" on dewiki).
+_CANONICAL_NAMESPACES = {
+    "Media": -2,
+    "Special": -1,
+    "Talk": 1,
+    "User": 2,
+    "User talk": 3,
+    "Project": 4,
+    "Project talk": 5,
+    "File": 6,
+    "Image": 6,
+    "File talk": 7,
+    "Image talk": 7,
+    "MediaWiki": 8,
+    "MediaWiki talk": 9,
+    "Template": 10,
+    "Template talk": 11,
+    "Help": 12,
+    "Help talk": 13,
+    "Category": 14,
+    "Category talk": 15,
+}
+
+# "#REDIRECT [[Target]]" in any case, with or without spaces or a colon before the link.
+_REDIRECT_TEXT = re.compile(r"\A\s*#\s*redirect\b\s*:?\s*(?:\[\[([^\]|#]*))?", re.IGNORECASE)
+
+
+class DumpFormatError(ValueError):
+    """The file is not a MediaWiki XML dump."""
+
+
+def normalize_namespace_name(name: str) -> str:
+    """Return the lookup key of a namespace name: underscores as spaces, single spaces, case-folded."""
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
+@dataclass
+class Namespaces:
+    """Namespace numbers by name, from MediaWiki's canonical names plus a dump's <siteinfo>."""
+
+    keys_by_name: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def default(cls) -> Namespaces:
+        """Return the canonical English namespaces, used when a dump has no <siteinfo>."""
+        namespaces = cls()
+        for name, key in _CANONICAL_NAMESPACES.items():
+            namespaces.add(name, key)
+        return namespaces
+
+    def add(self, name: str, key: int) -> None:
+        """Register ``name`` as a prefix of namespace ``key``."""
+        normalized = normalize_namespace_name(name)
+        if normalized:
+            self.keys_by_name[normalized] = key
+
+    def key_for(self, prefix: str) -> int | None:
+        """Return the namespace number of a title prefix such as "File" or "image", or None."""
+        return self.keys_by_name.get(normalize_namespace_name(prefix))
+
+    def names_of(self, key: int) -> set[str]:
+        """Return every normalized name that refers to namespace ``key``."""
+        return {name for name, value in self.keys_by_name.items() if value == key}
+
+    def namespace_of_title(self, title: str) -> int:
+        """Return the namespace of a full page title, for dumps older than schema 0.5 without <ns>."""
+        prefix, colon, _rest = title.partition(":")
+        if not colon:
+            return ARTICLE_NAMESPACE
+        key = self.key_for(prefix)
+        return ARTICLE_NAMESPACE if key is None else key
+
+
+@dataclass(frozen=True)
+class WikiPage:
+    """One page of a dump: its title, namespace number, page id and the wikitext of its last revision.
+
+    ``redirect`` is the target title of a redirect page and None for other pages.
+    """
+
+    title: str
+    namespace: int
+    page_id: int
+    text: str
+    redirect: str | None = None
+
+
+@dataclass
+class DumpStats:
+    """Counts of one pass over a dump."""
+
+    pages_seen: int = 0
+    articles: int = 0
+    redirects: int = 0
+    other_namespaces: int = 0
+    bytes_read: int = 0
+    truncated: bool = False
+    stop_reason: str | None = None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def normalize_title(title: str) -> str:
+    """Return ``title`` as MediaWiki stores it: underscores as spaces, single spaces, first letter upper case.
+
+    This matches the page titles of a dump with the way links and redirects spell them.
+    """
+    title = " ".join(title.replace("_", " ").split())
+    return title[:1].upper() + title[1:]
+
+
+def redirect_target_of_text(text: str) -> str | None:
+    """Return the target of a "#REDIRECT [[Target]]" text, "" when the link is missing, else None."""
+    match = _REDIRECT_TEXT.match(text)
+    if match is None:
+        return None
+    return (match.group(1) or "").strip()
+
+
+def _local_name(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _open_compressed(raw: BinaryIO, path: Path) -> BinaryIO:
+    suffix = path.suffix.lower()
+    if suffix == ".bz2":
+        return bz2.BZ2File(raw)
+    if suffix == ".gz":
+        return gzip.GzipFile(fileobj=raw)
+    return raw
+
+
+class DumpReader:
+    """Iterate over the pages of a MediaWiki XML dump.
+
+    Iterating yields ``WikiPage`` objects in dump order. ``namespaces`` contains the
+    canonical names plus those of the dump's <siteinfo> once the first page is yielded.
+    ``stats`` counts what the last iteration read and skipped.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        keep_namespaces: frozenset[int] | None = frozenset({ARTICLE_NAMESPACE}),
+        include_redirects: bool = False,
+        max_articles: int | None = None,
+        progress: bool = False,
+        progress_desc: str = "reading dump",
+    ):
+        """Set up a reader of ``path``.
+
+        ``keep_namespaces`` selects the namespaces to yield (None yields all).
+        ``include_redirects`` also yields redirect pages, with ``redirect`` set.
+        ``max_articles`` stops after that many yielded non-redirect pages.
+        """
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"dump not found: {self.path}")
+        self.keep_namespaces = keep_namespaces
+        self.include_redirects = include_redirects
+        self.max_articles = max_articles
+        self.progress = progress
+        self.progress_desc = progress_desc
+        self.namespaces = Namespaces.default()
+        self.stats = DumpStats()
+
+    def __iter__(self) -> Iterator[WikiPage]:
+        self.stats = DumpStats()
+        size = self.path.stat().st_size
+        with open(self.path, "rb") as raw, _open_compressed(raw, self.path) as stream:
+            bar = tqdm(
+                total=size,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=self.progress_desc,
+                disable=not self.progress,
+            )
+            try:
+                yield from self._iter_stream(stream, raw, bar)
+            finally:
+                self.stats.bytes_read = raw.tell()
+                bar.close()
+
+    def _iter_stream(self, stream: BinaryIO, raw: BinaryIO, bar: tqdm) -> Iterator[WikiPage]:
+        root: ET.Element | None = None
+        last_page: WikiPage | None = None
+        reported_bytes = 0
+        context = ET.iterparse(stream, events=("start", "end"))
+
+        try:
+            for event, element in context:
+                if event == "start":
+                    if root is None:
+                        root = element
+                        if _local_name(root.tag) != "mediawiki":
+                            raise DumpFormatError(
+                                f"{self.path} is not a MediaWiki XML dump: the root element is "
+                                f"<{_local_name(root.tag)}>, expected <mediawiki>"
+                            )
+                    continue
+
+                name = _local_name(element.tag)
+                if name == "siteinfo":
+                    self._read_siteinfo(element)
+                    root.clear()
+                    continue
+                if name != "page":
+                    continue
+
+                page = self._read_page(element)
+                root.clear()
+                self.stats.pages_seen += 1
+                last_page = page
+
+                position = raw.tell()
+                if position != reported_bytes:
+                    bar.update(position - reported_bytes)
+                    reported_bytes = position
+                    bar.set_postfix(pages=self.stats.pages_seen, refresh=False)
+
+                if not self._keep(page):
+                    continue
+                if page.redirect is None:
+                    self.stats.articles += 1
+                yield page
+                if self.max_articles is not None and self.stats.articles >= self.max_articles:
+                    self.stats.stop_reason = f"reached max_articles={self.max_articles}"
+                    return
+
+        except ET.ParseError as error:
+            if root is None:
+                raise DumpFormatError(f"{self.path} is not a MediaWiki XML dump: {error}") from error
+            line, column = error.position
+            self._stop_early(f"XML ends early or is malformed at line {line}, column {column} ({error})", last_page)
+        except EOFError as error:
+            # bz2 and gzip raise EOFError when the compressed stream is cut off.
+            if root is None:
+                raise DumpFormatError(f"{self.path} ends before any XML could be read: {error}") from error
+            self._stop_early(f"compressed stream ends early after {raw.tell()} bytes ({error})", last_page)
+        except OSError as error:
+            # Corrupt compressed data ("Invalid data stream") or a file that is not compressed at all.
+            if root is None:
+                raise DumpFormatError(f"{self.path} cannot be decompressed: {error}") from error
+            self._stop_early(f"compressed stream is corrupt after {raw.tell()} bytes ({error})", last_page)
+
+    def _stop_early(self, reason: str, last_page: WikiPage | None) -> None:
+        self.stats.truncated = True
+        self.stats.stop_reason = reason
+        if last_page is None:
+            where = "before the first complete page"
+        else:
+            where = f"after page {last_page.title!r} (id {last_page.page_id})"
+        logger.warning(
+            "dump %s stopped %s: %s; kept the %d complete pages before it",
+            self.path,
+            where,
+            reason,
+            self.stats.pages_seen,
+        )
+
+    def _keep(self, page: WikiPage) -> bool:
+        if self.keep_namespaces is not None and page.namespace not in self.keep_namespaces:
+            self.stats.other_namespaces += 1
+            return False
+        if page.redirect is not None:
+            self.stats.redirects += 1
+            return self.include_redirects
+        return True
+
+    def _read_siteinfo(self, siteinfo: ET.Element) -> None:
+        for child in siteinfo:
+            if _local_name(child.tag) != "namespaces":
+                continue
+            for namespace in child:
+                key = namespace.get("key")
+                if key is None or not namespace.text:
+                    continue
+                try:
+                    self.namespaces.add(namespace.text, int(key))
+                except ValueError:
+                    logger.warning("skipped namespace %r with a non-numeric key %r", namespace.text, key)
+
+    def _read_page(self, page: ET.Element) -> WikiPage:
+        title = ""
+        namespace: int | None = None
+        page_id = -1
+        redirect_element: str | None = None
+        text = ""
+
+        for child in page:
+            name = _local_name(child.tag)
+            if name == "title":
+                title = child.text or ""
+            elif name == "ns":
+                namespace = _parse_int(child.text, default=ARTICLE_NAMESPACE)
+            elif name == "id":
+                page_id = _parse_int(child.text, default=-1)
+            elif name == "redirect":
+                redirect_element = child.get("title", "")
+            elif name == "revision":
+                # A history dump has several revisions per page. The last one is the current text.
+                for part in child:
+                    if _local_name(part.tag) == "text":
+                        text = part.text or ""
+
+        if namespace is None:
+            namespace = self.namespaces.namespace_of_title(title)
+
+        redirect = redirect_target_of_text(text)
+        if redirect_element is not None:
+            redirect = redirect_element or redirect or ""
+        return WikiPage(title=title, namespace=namespace, page_id=page_id, text=text, redirect=redirect)
+
+
+def _parse_int(text: str | None, default: int) -> int:
+    try:
+        return int((text or "").strip())
+    except ValueError:
+        return default
+
+
+def iter_articles(path: str | os.PathLike, *, max_articles: int | None = None) -> Iterator[WikiPage]:
+    """Yield the articles of a dump: namespace 0, no redirects."""
+    yield from DumpReader(path, max_articles=max_articles)
