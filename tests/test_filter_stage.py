@@ -324,3 +324,37 @@ def test_cli_rejects_invalid_threshold(tmp_path, flickr):
 
     assert args.func(args) == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_several_captions_per_image(tmp_path, flickr):
+    _, photo, _ = flickr[5]
+    captions = [
+        "A dog runs across the snowy field",
+        "A brown dog is running through snow",
+        "a dog runs across the snowy field",
+        "The animal plays outside in winter weather",
+        "A dog leaps over a snowdrift near trees",
+    ]
+    results = [_result(f"copy{index}", caption, photo) for index, caption in enumerate(captions)]
+    parts = _write_parts(tmp_path / "fetched", [results])
+
+    filter_partition(parts, tmp_path / "filtered", FilterConfig(max_captions_per_image=3))
+
+    decisions = _decisions(tmp_path / "filtered")
+    kept = [key for key, decision in decisions.items() if decision.keep]
+    assert kept == ["copy0", "copy1", "copy3"]
+    assert decisions["copy2"].reason == "duplicate_pixels"
+    assert decisions["copy4"].reason == "duplicate_pixels"
+    assert decisions["copy1"].pixel_hash == decisions["copy0"].pixel_hash
+
+
+def test_one_caption_per_image_by_default(tmp_path, flickr):
+    _, photo, _ = flickr[5]
+    results = [_result("first", "A dog runs across the snowy field", photo), _result("second", "A brown dog is running through snow", photo)]
+    parts = _write_parts(tmp_path / "fetched", [results])
+
+    filter_partition(parts, tmp_path / "filtered")
+
+    decisions = _decisions(tmp_path / "filtered")
+    assert decisions["first"].keep
+    assert decisions["second"].reason == "duplicate_pixels"

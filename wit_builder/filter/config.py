@@ -43,6 +43,13 @@ class FilterConfig:
     #: Drop samples whose decoded pixels equal those of a kept sample.
     dedup_pixels: bool = True
 
+    #: Number of distinct captions kept for one image when ``dedup_pixels`` is on.
+    #: 1 keeps one sample per image. A larger number keeps the same picture found with
+    #: other alt texts (as the five human captions of a photo), each as its own sample.
+    #: Their images are identical, so keep such images out of the evaluation split:
+    #: the bundled trainer drops training samples whose image is in its held-out shards.
+    max_captions_per_image: int = 1
+
     #: Drop samples whose perceptual hash is within ``phash_max_distance`` of a kept sample's.
     dedup_images: bool = True
 

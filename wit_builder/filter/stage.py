@@ -133,11 +133,17 @@ def _iter_measured(
         yield from executor.map(_measure_partition, fetched_parts, repeat(config))
 
 
+def _caption_identity(caption: str) -> str:
+    return " ".join(caption.casefold().split())
+
+
 class _Deduplicator:
     """Exact and near-duplicate checks in input order, across all partitions of a run."""
 
     def __init__(self, config: FilterConfig) -> None:
         self.pixels = PixelIndex() if config.dedup_pixels else None
+        self.max_captions_per_image = config.max_captions_per_image
+        self.image_captions: dict[int, set[str]] = {}
         self.phashes = PhashIndex(config.phash_max_distance) if config.dedup_images else None
         self.captions = None
         if config.dedup_captions:
@@ -154,11 +160,15 @@ class _Deduplicator:
         A sample enters the indexes only when no check matched, so every match is a kept sample.
         """
         hashes = sample.hashes
+        same_image = None
         if self.pixels is not None and hashes is not None:
-            original = self.pixels.find(hashes.pixel_hash)
-            if original is not None:
-                return "duplicate_pixels", original
-        if self.phashes is not None and hashes is not None:
+            same_image = self.pixels.find(hashes.pixel_hash)
+            if same_image is not None and not self._is_new_caption(same_image, sample.caption):
+                return "duplicate_pixels", same_image
+
+        # A further caption of a kept image skips the near-duplicate image check,
+        # which would match the kept image itself.
+        if self.phashes is not None and hashes is not None and same_image is None:
             original = self.phashes.find(hashes.phash)
             if original is not None:
                 return "near_duplicate_image", original
@@ -168,13 +178,23 @@ class _Deduplicator:
             if original is not None:
                 return "near_duplicate_caption", original
 
-        if self.pixels is not None and hashes is not None:
+        if same_image is not None:
+            self.image_captions[same_image].add(_caption_identity(sample.caption))
+        elif self.pixels is not None and hashes is not None:
             self.pixels.add(index, hashes.pixel_hash)
-        if self.phashes is not None and hashes is not None:
+            self.image_captions[index] = {_caption_identity(sample.caption)}
+        if self.phashes is not None and hashes is not None and same_image is None:
             self.phashes.add(index, hashes.phash)
         if minhash is not None:
             self.captions.add(index, minhash)
         return None
+
+    def _is_new_caption(self, image_index: int, caption: str) -> bool:
+        """Tell whether a kept image may take ``caption`` as one more sample."""
+        captions = self.image_captions[image_index]
+        if len(captions) >= self.max_captions_per_image:
+            return False
+        return _caption_identity(caption) not in captions
 
 
 def filter_partition(

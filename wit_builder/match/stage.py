@@ -2,7 +2,7 @@
 
 The flow over a run's partitions is: ``match_partition`` on every candidates part,
 ``reduce_query_counts`` once over all matched parts, then ``balance_partition`` on
-every matched part with the reduced counts. Only the reduce step sees every partition.
+every matched part with the reduced counts. Only the reduce step reads every partition.
 """
 
 from __future__ import annotations

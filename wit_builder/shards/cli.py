@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from wit_builder.parquet import list_parts
-from wit_builder.shards.writer import DEFAULT_SAMPLES_PER_SHARD, write_shards
+from wit_builder.shards.samples import DEFAULT_SAMPLES_PER_SHARD
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     try:
+        from wit_builder.shards.writer import write_shards
+
         stats = write_shards(fetched_parts, decisions_parts, args.out, args.samples_per_shard)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -11,12 +11,18 @@ from wit_builder.records import FetchResult, FilterDecision
 from wit_builder.shards.keys import make_key
 
 
+#: Samples per shard, the size webdataset and img2dataset users expect.
+DEFAULT_SAMPLES_PER_SHARD = 10_000
+
+
 @dataclass
 class ShardSample:
     """Metadata of one sample in a shard: a row of NNNNN.parquet and the key.json member.
 
     ``key`` is the tar member key from ``make_key``, and ``source_key`` is the key that the
-    fetch stage assigned. ``sha256`` is the digest of the JPEG bytes in key.jpg.
+    fetch stage assigned. ``sha256`` is the digest of the JPEG bytes in key.jpg, and
+    ``pixel_hash`` the filter's hash of the decoded pixels, equal for samples that
+    share one image under several captions.
     """
 
     key: str
@@ -30,6 +36,7 @@ class ShardSample:
     original_height: int | None
     sha256: str
     language: str | None = None
+    pixel_hash: str | None = None
     page_url: str | None = None
     text_source: str | None = None
     query_ids: list[int] = field(default_factory=list)
@@ -49,6 +56,7 @@ def build_sample(result: FetchResult, decision: FilterDecision | None) -> ShardS
         original_height=result.original_height,
         sha256=hashlib.sha256(result.image or b"").hexdigest(),
         language=decision.language if decision is not None else None,
+        pixel_hash=decision.pixel_hash if decision is not None else None,
         page_url=result.page_url,
         text_source=result.text_source,
         query_ids=list(result.query_ids or []),

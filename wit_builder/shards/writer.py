@@ -35,12 +35,11 @@ from wit_builder.parquet import iter_records, write_records
 from wit_builder.records import FetchResult, FetchStatus, FilterDecision
 from wit_builder.stats import write_stage_stats
 from wit_builder.shards.keys import make_key
-from wit_builder.shards.samples import ShardSample, build_sample, tar_members
+from wit_builder.shards.samples import DEFAULT_SAMPLES_PER_SHARD, ShardSample, build_sample, tar_members
 
 logger = logging.getLogger(__name__)
 
 STAGE_NAME = "shards"
-DEFAULT_SAMPLES_PER_SHARD = 10_000
 
 #: Rows per read from a fetched partition. Rows carry JPEG bytes, so small batches bound memory.
 READ_BATCH_ROWS = 256

@@ -1,0 +1,250 @@
+"""Pipeline configuration read from a TOML file.
+
+Each top-level table configures one stage. Relative paths are resolved against
+the folder of the TOML file, so a config can be run from any working directory.
+Unknown keys are rejected with the list of valid ones, because a misspelled
+option would otherwise be silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wit_builder.fetch.fetcher import FetchConfig
+from wit_builder.filter.config import FilterConfig
+from wit_builder.harvest.crawler import CrawlConfig
+from wit_builder.queries.build import build_queries
+from wit_builder.train.config import TrainConfig
+
+STAGES = ("queries", "harvest", "match", "balance", "fetch", "filter", "shards", "train", "report")
+
+
+def from_mapping(cls: type, mapping: dict[str, Any], where: str, **fixed: Any) -> Any:
+    """Build dataclass ``cls`` from a TOML table, recursing into nested dataclass fields.
+
+    Lists become tuples where the field is a tuple. ``fixed`` gives values of fields that
+    the table must not set. ``where`` names the table in error messages.
+    """
+    if not isinstance(mapping, dict):
+        raise ValueError(f"[{where}] must be a table, got {type(mapping).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - (set(fields) - set(fixed)))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in [{where}]; valid keys: {sorted(fields)}")
+
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, value in mapping.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = from_mapping(hint, value, f"{where}.{name}")
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            value = tuple(value)
+        values[name] = value
+    try:
+        return cls(**values, **fixed)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"invalid [{where}]: {error}") from error
+
+
+@dataclass
+class QueriesSection:
+    """Source of the query list: a dump to build it from, or a prebuilt list."""
+
+    dump: Path | None = None
+    list: Path | None = None
+    min_count: int = 100
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SampleSiteSection:
+    """The generated sample web site served on 127.0.0.1 for the length of a run."""
+
+    images: Path
+    captions: Path
+    seed: int = 0
+    photos: int | None = None
+
+
+@dataclass
+class HarvestSection:
+    """Crawl seeds and WARC files, and the crawler's limits."""
+
+    seeds: list[str] = field(default_factory=list)
+    warc: list[Path] = field(default_factory=list)
+    sample_site: SampleSiteSection | None = None
+    crawl: CrawlConfig = field(default_factory=CrawlConfig)
+
+
+@dataclass
+class MatchSection:
+    """Options of the match stage."""
+
+    ignore_case: bool = False
+
+
+@dataclass
+class BalanceSection:
+    """Options of the balance stage; ``seed`` None uses the run's seed."""
+
+    cap: int = 20_000
+    seed: int | None = None
+
+
+@dataclass
+class FetchSection:
+    """Options of the fetch stage, and the candidate sources it leaves out."""
+
+    config: FetchConfig
+    skip_sources: tuple[str, ...] = ()
+
+
+@dataclass
+class FilterSection:
+    """Options of the filter stage, and its number of worker processes."""
+
+    config: FilterConfig
+    workers: int = 1
+
+
+@dataclass
+class ShardsSection:
+    """Options of the shard writer."""
+
+    samples_per_shard: int = 10_000
+
+
+@dataclass
+class TrainSection:
+    """Options of the quick training check; ``enabled`` false skips it."""
+
+    config: TrainConfig
+    enabled: bool = True
+
+
+@dataclass
+class ReportSection:
+    """Options of the report; ``enabled`` false skips it."""
+
+    enabled: bool = True
+
+
+@dataclass
+class PipelineConfig:
+    """A whole pipeline: the run folder, and one table of options for each stage."""
+
+    path: Path
+    run_dir: Path
+    seed: int
+    queries: QueriesSection
+    harvest: HarvestSection
+    match: MatchSection
+    balance: BalanceSection
+    fetch: FetchSection
+    filter: FilterSection
+    shards: ShardsSection
+    train: TrainSection
+    report: ReportSection
+
+    def stage_dir(self, stage: str) -> Path:
+        """Return the output folder of ``stage`` inside the run folder."""
+        return self.run_dir / stage
+
+
+def _split_section(table: dict[str, Any], section_type: type, config_type: type, where: str) -> Any:
+    """Build a section whose own keys (such as ``workers``) sit beside the keys of a stage's config dataclass."""
+    table = dict(table)
+    own_names = {f.name for f in dataclasses.fields(section_type)} - {"config"}
+    own = {name: table.pop(name) for name in list(table) if name in own_names}
+    config_names = {f.name for f in dataclasses.fields(config_type)}
+    unknown = sorted(set(table) - config_names)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in [{where}]; valid keys: {sorted(own_names | config_names)}")
+    return from_mapping(section_type, own, where, config=from_mapping(config_type, table, where))
+
+
+def _resolve(base: Path, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a pipeline TOML file."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"pipeline config not found: {path}")
+    with path.open("rb") as handle:
+        try:
+            data = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"invalid TOML in {path}: {error}") from error
+
+    unknown = sorted(set(data) - set(STAGES) - {"run"})
+    if unknown:
+        raise ValueError(f"unknown table(s) {unknown} in {path}; valid tables: {['run', *STAGES]}")
+    base = path.parent
+
+    run = dict(data.get("run", {}))
+    run_dir = _resolve(base, run.pop("dir", f"runs/{path.stem}"))
+    seed = int(run.pop("seed", 0))
+    if run:
+        raise ValueError(f"unknown key(s) {sorted(run)} in [run]; valid keys: ['dir', 'seed']")
+
+    queries_table = dict(data.get("queries", {}))
+    queries = QueriesSection(
+        dump=_resolve(base, queries_table.pop("dump", None)),
+        list=_resolve(base, queries_table.pop("list", None)),
+        min_count=int(queries_table.pop("min_count", 100)),
+        options=queries_table,
+    )
+    build_options = set(inspect.signature(build_queries).parameters) - {"dump_path", "out_dir", "min_count"}
+    unknown_options = sorted(set(queries.options) - build_options)
+    if unknown_options:
+        raise ValueError(f"unknown key(s) {unknown_options} in [queries]; valid keys: {sorted(build_options | {'dump', 'list', 'min_count'})}")
+    if (queries.dump is None) == (queries.list is None):
+        raise ValueError(f"[queries] in {path} needs exactly one of 'dump' (build from a Wikipedia dump) or 'list' (use a prebuilt list)")
+
+    harvest_table = dict(data.get("harvest", {}))
+    site_table = harvest_table.pop("sample_site", None)
+    sample_site = None
+    if site_table is not None:
+        site_table = dict(site_table)
+        for key in ("images", "captions"):
+            if key not in site_table:
+                raise ValueError(f"[harvest.sample_site] in {path} is missing '{key}'")
+            site_table[key] = _resolve(base, site_table[key])
+        sample_site = from_mapping(SampleSiteSection, site_table, "harvest.sample_site")
+    seeds = list(harvest_table.pop("seeds", []))
+    warc = [_resolve(base, item) for item in harvest_table.pop("warc", [])]
+    harvest = HarvestSection(
+        seeds=seeds,
+        warc=warc,
+        sample_site=sample_site,
+        crawl=from_mapping(CrawlConfig, harvest_table, "harvest"),
+    )
+    if not harvest.seeds and not harvest.warc and harvest.sample_site is None:
+        raise ValueError(f"[harvest] in {path} needs 'seeds', 'warc' or 'sample_site'")
+
+    return PipelineConfig(
+        path=path,
+        run_dir=run_dir,
+        seed=seed,
+        queries=queries,
+        harvest=harvest,
+        match=from_mapping(MatchSection, data.get("match", {}), "match"),
+        balance=from_mapping(BalanceSection, data.get("balance", {}), "balance"),
+        fetch=_split_section(data.get("fetch", {}), FetchSection, FetchConfig, "fetch"),
+        filter=_split_section(data.get("filter", {}), FilterSection, FilterConfig, "filter"),
+        shards=from_mapping(ShardsSection, data.get("shards", {}), "shards"),
+        train=_split_section(data.get("train", {}), TrainSection, TrainConfig, "train"),
+        report=from_mapping(ReportSection, data.get("report", {}), "report"),
+    )
