@@ -160,7 +160,7 @@ def test_report_full_run_figures(full_run: Path) -> None:
     assert "8 of 10 fetches succeeded" in text
     assert "<td>near_duplicate</td>" in text
     assert "<td>caption_too_short</td>" in text
-    assert "cap t = 8" in text
+    assert "threshold t = 8" in text
     assert "<td>text to image R@10</td><td>0.500</td><td>0.300</td><td>1.000</td>" in text
     assert "<td>image to text R@5</td><td>0.300</td><td>0.100</td><td>0.500</td>" in text
     assert text.count("data:image/jpeg;base64,") == 6
@@ -218,7 +218,7 @@ def test_report_malformed_files_noted(full_run: Path) -> None:
 
     assert "balanced/stats.json: expected a JSON object, found list." in text
     assert "<td>text to image R@1</td><td>n/a</td>" in text
-    assert "cap t =" not in text
+    assert "threshold t =" not in text
     assert text.count("data:image/jpeg;base64,") == 6
 
 

@@ -55,6 +55,8 @@ def _cached_matcher(queries_path: str, modified_ns: int, ignore_case: bool) -> Q
 def get_matcher(queries_path: str | Path, ignore_case: bool = False) -> QueryMatcher:
     """Return the automaton for a query file, built once per process and file version."""
     path = Path(queries_path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"query list not found: {path} (expected queries.parquet or a text file with one query a line)")
     return _cached_matcher(str(path), path.stat().st_mtime_ns, ignore_case)
 
 

@@ -138,7 +138,11 @@ def balance_section(summary: RunSummary, out: Path) -> str:
     for label, counts in (("matched", matched), ("balanced", balanced)):
         if counts:
             rows.append([label, f"{len(counts):,}", f"{counts[0]:,}", f"{counts[len(counts) // 2]:,}", f"{sum(counts):,}"])
-    cap = "" if summary.balance_cap is None else f"<p>Balancing cap t = {summary.balance_cap:,} samples per query.</p>"
+    cap = "" if summary.balance_cap is None else (
+        f"<p>Balancing threshold t = {summary.balance_cap:,} samples per query. MetaCLIP's rule keeps a "
+        "sample with probability 1 - prod(1 - t / max(count, t)) over its queries, so a sample that also "
+        "matches a rarer query is kept, and a head query can keep more than t.</p>"
+    )
     return (
         '<h2 id="balance">Samples per query</h2>'
         + "<p>A sample that matches several queries counts once for each of them.</p>"

@@ -68,7 +68,7 @@ def plot_query_counts(matched: list[int] | None, balanced: list[int] | None, cap
     if balanced:
         axes.plot(range(1, len(balanced) + 1), balanced, label=f"balanced ({len(balanced):,} queries)", drawstyle="steps-post")
     if cap is not None:
-        axes.axhline(cap, color="gray", linestyle="--", label=f"cap t = {cap:,}")
+        axes.axhline(cap, color="gray", linestyle="--", label=f"threshold t = {cap:,}")
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("query rank")
