@@ -8,7 +8,7 @@ returned ``ResizeResult``. The fetch stage records any other exception as decode
 Order of the checks, cheapest first:
 
 1. magic bytes: the data must start like an image format we decode, whatever the
-   Content-Type says (HTML error pages are often served as image/jpeg);
+   Content-Type declares (HTML error pages are often served as image/jpeg);
 2. header dimensions: Pillow reads the size without decoding pixels, and images over
    ``max_pixels`` are rejected before any pixel is decoded;
 3. decode, EXIF orientation, conversion to 8-bit RGB on white, resize, JPEG encode.
