@@ -7,7 +7,7 @@ import random
 import pytest
 
 from wit_builder.match.balance import keep_probability, should_keep, uniform_draw
-from wit_builder.match.cli import balance_folder, match_folder
+from wit_builder.match.stage import balance_folder, match_folder
 from wit_builder.match.matcher import QueryMatcher, normalize_for_matching
 from wit_builder.parquet import read_records, write_records
 from wit_builder.records import Candidate, MatchedCandidate, candidate_id

@@ -110,11 +110,14 @@ def count_statuses(path: Path) -> tuple[dict[str, int], int]:
     return counts, downloaded
 
 
-def fetch_folder(input_path: Path, out_dir: Path, config: FetchConfig, overwrite: bool = False) -> dict:
+def fetch_folder(
+    input_path: Path, out_dir: Path, config: FetchConfig, overwrite: bool = False, extra_stats: dict | None = None
+) -> dict:
     """Fetch every partition of ``input_path`` into ``out_dir`` and write ``out_dir/stats.json``.
 
     Partitions whose output file exists are skipped unless ``overwrite`` is set, and
-    their counts are read back from that file. Returns the totals written to stats.json.
+    their counts are read back from that file. ``extra_stats`` adds fields to stats.json.
+    Returns the totals written to stats.json.
     """
     parts = input_parts(input_path)
     if config.http.allow_private:
@@ -155,6 +158,7 @@ def fetch_folder(input_path: Path, out_dir: Path, config: FetchConfig, overwrite
         image_size=config.image_size,
         resize_mode=config.resize_mode,
         user_agent=config.http.user_agent,
+        **(extra_stats or {}),
     )
     logger.info("fetch: %d of %d rows ok, stats in %s", totals[FetchStatus.OK.value], rows, out_dir / "stats.json")
     return totals

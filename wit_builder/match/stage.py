@@ -20,13 +20,17 @@ from tqdm import tqdm
 
 from wit_builder.match.balance import should_keep
 from wit_builder.match.matcher import QueryMatcher
+from wit_builder.parquet import atomic_write_table, clear_parts, iter_records, list_parts, write_records
 from wit_builder.queries.build import load_queries
-from wit_builder.parquet import atomic_write_table, iter_records, list_parts, write_records
 from wit_builder.records import Candidate, MatchedCandidate
+from wit_builder.stats import write_stage_stats
 
 logger = logging.getLogger(__name__)
 
 QUERY_COUNTS_FILE = "query_counts.parquet"
+
+#: Default t of the balancing rule: CLIP kept at most 20,000 pairs per query.
+DEFAULT_CAP = 20_000
 
 
 @dataclass
@@ -137,3 +141,40 @@ def balance_partition(
 
     write_records(out_path, kept, MatchedCandidate)
     return stats
+
+
+def match_folder(candidates_dir: Path, queries: Path, out_dir: Path, ignore_case: bool) -> dict:
+    """Match every partition of ``candidates_dir`` and reduce the per-query counts."""
+    parts = list_parts(candidates_dir)
+    if not parts:
+        raise FileNotFoundError(f"no part-*.parquet files in {candidates_dir}")
+
+    clear_parts(out_dir)
+    totals = {"candidates": 0, "matched": 0, "unmatched": 0}
+    for part in parts:
+        stats = match_partition(part, queries, out_dir / part.name, ignore_case=ignore_case)
+        for name, value in dataclasses.asdict(stats).items():
+            totals[name] += value
+
+    counts = reduce_query_counts(out_dir, queries)
+    totals["queries_matched"] = len(counts)
+    write_stage_stats(out_dir, "match", totals, ignore_case=ignore_case)
+    logger.info("matched %d of %d candidates, %d distinct queries", totals["matched"], totals["candidates"], len(counts))
+    return totals
+
+
+def balance_folder(matched_dir: Path, out_dir: Path, cap: int, seed: int) -> dict:
+    """Balance every partition of ``matched_dir`` with the counts reduced over all of them."""
+    counts = read_query_counts(matched_dir)
+    clear_parts(out_dir)
+    totals = {"matched": 0, "kept": 0, "dropped": 0}
+    for part in list_parts(matched_dir):
+        stats = balance_partition(part, counts, out_dir / part.name, cap=cap, seed=seed)
+        for name, value in dataclasses.asdict(stats).items():
+            totals[name] += value
+
+    over_cap = sum(1 for count in counts.values() if count > cap)
+    totals["queries_over_cap"] = over_cap
+    write_stage_stats(out_dir, "balance", totals, cap=cap, seed=seed)
+    logger.info("balancing kept %d of %d candidates (cap %d, %d queries over it)", totals["kept"], totals["matched"], cap, over_cap)
+    return totals

@@ -8,7 +8,6 @@ over processes here and over a Ray cluster later.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import time
@@ -143,13 +142,13 @@ class PipelineRunner:
         write_stage_stats(out_dir, "harvest", totals.counts(), partitions=sources, **totals.to_json())
 
     def run_match(self) -> None:
-        from wit_builder.match.cli import match_folder
+        from wit_builder.match.stage import match_folder
 
         ignore_case = self.config.match.ignore_case
         match_folder(self.config.stage_dir("candidates"), self._queries_path(), self.config.stage_dir("matched"), ignore_case)
 
     def run_balance(self) -> None:
-        from wit_builder.match.cli import balance_folder
+        from wit_builder.match.stage import balance_folder
 
         section = self.config.balance
         seed = self.config.seed if section.seed is None else section.seed
@@ -173,15 +172,11 @@ class PipelineRunner:
             skipped += self._write_fetch_input(part, input_dir / part.name, skip_sources)
             _drop_stale_output(input_dir / part.name, out_dir / part.name)
 
-        totals = fetch_folder(input_dir, out_dir, fetch_config)
+        extra_stats = {"skipped_by_source": skipped, "skip_sources": sorted(skip_sources)}
+        totals = fetch_folder(input_dir, out_dir, fetch_config, extra_stats=extra_stats)
         if skipped:
             logger.info("not fetched: %d candidates from the skipped sources %s", skipped, sorted(skip_sources))
-        stats_path = out_dir / "stats.json"
-        stats = json.loads(stats_path.read_text(encoding="utf-8"))
-        stats["skipped_by_source"] = skipped
-        stats["skip_sources"] = sorted(skip_sources)
-        stats_path.write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        logger.info("fetch totals: %s", {name: count for name, count in totals.get("counts", totals).items() if count})
+        logger.info("fetch totals: %s", {name: count for name, count in totals.items() if count})
 
     def _write_fetch_input(self, part: Path, out_path: Path, skip_sources: set[str]) -> int:
         """Copy the rows of ``part`` whose source is not skipped to ``out_path``; return how many were skipped.
@@ -239,11 +234,3 @@ def _drop_stale_output(input_path: Path, output_path: Path) -> None:
     if output_path.exists() and output_path.stat().st_mtime_ns < input_path.stat().st_mtime_ns:
         logger.info("%s is older than its input; it will be recomputed", output_path)
         output_path.unlink()
-
-
-def _as_dict(stats: object) -> dict:
-    if dataclasses.is_dataclass(stats):
-        return dataclasses.asdict(stats)
-    if isinstance(stats, dict):
-        return stats
-    return {"value": stats}
