@@ -74,7 +74,7 @@ def test_sample_build_counts(sample_build):
     assert 2_000 <= counts["queries"] <= 6_000
     assert build_info["parameters"]["min_count"] == 20
     assert build_info["truncated"] is False
-    assert sample_build.counts == {key: counts[key] for key in ("unigram", "bigram", "title", "queries")}
+    assert sample_build.counts == {key: counts[key] for key in ("unigram", "bigram", "title", "wordnet", "queries")}
 
 
 def test_sample_stats_json(sample_build):

@@ -18,6 +18,7 @@ class QueryKind(str, enum.Enum):
     UNIGRAM = "unigram"
     BIGRAM = "bigram"
     TITLE = "title"
+    WORDNET = "wordnet"
 
 
 class TextSource(str, enum.Enum):
@@ -67,12 +68,18 @@ def candidate_id(url: str, text: str) -> str:
 
 @dataclass
 class QueryEntry:
-    """One row of a query list."""
+    """One row of a query list.
+
+    ``count`` means occurrences for unigrams and bigrams, links from other articles for
+    titles, and synsets for WordNet names. ``pageviews`` is set for titles when pageview
+    files were given.
+    """
 
     query: str
     kind: str
     count: int
     pmi: float | None = None
+    pageviews: int | None = None
 
 
 @dataclass

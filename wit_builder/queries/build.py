@@ -1,45 +1,66 @@
-"""Build a query list (unigrams, bigrams, article titles) from one Wikipedia dump.
+"""Build a query list from a Wikipedia dump: unigrams, bigrams, titles and WordNet synsets.
 
-``build_queries`` reads the dump twice. The first pass counts word tokens, article
-titles, links and redirects. The second pass counts adjacent word pairs, but only of
-words frequent enough to form a pair that passes ``bigram_min_count``. The output folder
-gets:
+``build_queries`` reads the dump twice, in worker processes when asked:
 
-- ``queries.parquet``: ``QueryEntry`` rows, unigrams then bigrams then titles, each kind
-  most frequent first. A query's id is its row index;
+1. the first pass counts word tokens, article titles with their lengths, links and
+   redirects;
+2. the second pass counts adjacent pairs, but only of words frequent enough to form a
+   pair that passes ``bigram_min_count``.
+
+Counts spill to sorted run files under the output folder once a counter holds
+``max_entries`` keys, and are merged from disk, so memory does not grow with the dump
+(see ``wit_builder.queries.spill``). Titles are ranked by pageviews when pageview files
+are given, otherwise by links or length. WordNet synset names are added last. When the
+list is longer than ``target_size``, ``trim_to_size`` cuts it in a fixed order.
+
+The output folder gets:
+
+- ``queries.parquet``: ``QueryEntry`` rows, unigrams, bigrams, titles, then WordNet
+  names, each kind best first. A query's id is its row index;
 - ``queries.txt``: the same queries, one per line, in the same order;
-- ``build.json``: the input, parameters, counts and timing of the build;
+- ``build.json``: the inputs, parameters, counts per kind, pass statistics and timing;
 - ``stats.json``: the stage's counts and the top queries of each kind.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
+import resource
+import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable, Iterable
 
 import pyarrow.parquet as pq
 
 from wit_builder import __version__
 from wit_builder.parquet import iter_records, write_records
+from wit_builder.queries.articles import ArticleText
 from wit_builder.queries.counting import (
     KIND_PRIORITY,
-    UnigramCounts,
-    count_bigrams,
+    TRIM_ORDER,
+    PairPass,
+    PassCounters,
+    TitleRanking,
+    WordPass,
     merge_kinds,
+    resolve_redirects,
+    scan_unigrams,
     select_bigrams,
     select_titles,
-    select_unigrams,
-    words_for_bigrams,
+    select_wordnet,
+    trim_to_size,
 )
-from wit_builder.queries.dump import DumpReader, normalize_title
-from wit_builder.queries.markup import MarkupStripper
+from wit_builder.queries.dump import read_siteinfo
+from wit_builder.queries.passes import DumpSource, PassOutcome, run_pass
+from wit_builder.queries.spill import APPROX_BYTES_PER_ENTRY, join_sorted, merge_runs
 from wit_builder.records import QueryEntry, QueryKind
 from wit_builder.stats import write_stage_stats
 
@@ -49,12 +70,58 @@ STAGE = "queries"
 QUERIES_PARQUET = "queries.parquet"
 QUERIES_TEXT = "queries.txt"
 BUILD_JSON = "build.json"
+SPILL_FOLDER = ".spill"
 
 #: Defaults sized for a full English Wikipedia dump (about 4 billion tokens, an estimate).
 DEFAULT_MIN_COUNT = 100
 DEFAULT_BIGRAM_MIN_COUNT = 100
 DEFAULT_PMI_THRESHOLD = 8.0
+DEFAULT_TARGET_SIZE = 500_000
+DEFAULT_MEMORY_LIMIT_GB = 8.0
 TOP_QUERIES_IN_STATS = 20
+
+
+@dataclass
+class QueryParams:
+    """What makes a word, pair, title or synset a query, and how the list is trimmed.
+
+    ``title_rank`` is "pageviews", "links" or "length"; None picks pageviews when
+    pageview counts are given and links otherwise. ``target_size`` None keeps every
+    entry. ``max_entries`` is the number of keys a counter holds before it spills.
+    """
+
+    min_count: int = DEFAULT_MIN_COUNT
+    bigram_min_count: int = DEFAULT_BIGRAM_MIN_COUNT
+    pmi_threshold: float = DEFAULT_PMI_THRESHOLD
+    include_bigrams: bool = True
+    include_titles: bool = True
+    title_rank: str | None = None
+    title_min_links: int = 0
+    title_min_pageviews: int = 0
+    lowercase: bool = False
+    target_size: int | None = DEFAULT_TARGET_SIZE
+    max_entries: int = 10_000_000
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first invalid parameter."""
+        for name in ("min_count", "bigram_min_count", "max_entries"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"invalid {name} {getattr(self, name)}: it must be at least 1")
+        for name in ("title_min_links", "title_min_pageviews"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"invalid {name} {getattr(self, name)}: it must be 0 or more")
+        if self.target_size is not None and self.target_size < 1:
+            raise ValueError(f"invalid target_size {self.target_size}: it must be at least 1, or None for no limit")
+        if self.title_rank is not None:
+            TitleRanking(rank=self.title_rank)
+
+    def as_dict(self) -> dict:
+        return {
+            **dataclasses.asdict(self),
+            "pmi_formula": "log2(count(a b) * tokens / (count(a) * count(b)))",
+            "kind_priority": [kind.value for kind in KIND_PRIORITY],
+            "trim_order": [kind.value for kind in TRIM_ORDER],
+        }
 
 
 @dataclass
@@ -75,6 +142,28 @@ class QueryBuildResult:
     elapsed_s: float
 
 
+@dataclass
+class _Extras:
+    """Query sources that do not come from the counted text."""
+
+    pageviews: dict[str, int] | None = None
+    wordnet: dict[str, int] | None = None
+    inputs: dict = field(default_factory=dict)
+
+
+def max_entries_for(memory_limit_gb: float, workers: int) -> int:
+    """Return the keys per counter that keep ``workers`` first-pass workers near ``memory_limit_gb``.
+
+    A first-pass worker holds four counters (words, titles, links, redirects) of about
+    ``APPROX_BYTES_PER_ENTRY`` bytes per key each; the estimate leaves the rest of the
+    limit to the parent's merge and the selected entries.
+    """
+    if memory_limit_gb <= 0:
+        raise ValueError(f"invalid memory_limit_gb {memory_limit_gb}: it must be more than 0")
+    budget = memory_limit_gb * 1e9 * 0.75
+    return max(10_000, int(budget / (APPROX_BYTES_PER_ENTRY * len(WordPass.COUNTERS) * workers)))
+
+
 def build_queries(
     dump_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -84,111 +173,237 @@ def build_queries(
     pmi_threshold: float = DEFAULT_PMI_THRESHOLD,
     include_bigrams: bool = True,
     include_titles: bool = True,
+    title_rank: str | None = None,
     title_min_links: int = 0,
+    title_min_pageviews: int = 0,
+    pageviews: list[str | os.PathLike] | None = None,
+    pageviews_wiki: str | None = None,
+    wordnet: str | os.PathLike | None = None,
+    target_size: int | None = DEFAULT_TARGET_SIZE,
     lowercase: bool = False,
+    index: str | os.PathLike | None = None,
+    workers: int = 1,
+    memory_limit_gb: float = DEFAULT_MEMORY_LIMIT_GB,
+    max_entries: int | None = None,
     max_pages: int | None = None,
     progress: bool = True,
 ) -> QueryBuildResult:
-    """Count words, word pairs and titles of the articles in ``dump_path`` and write the query list to ``out_dir``.
+    """Count the words, pairs and titles of the articles in ``dump_path`` and write the query list to ``out_dir``.
 
     ``min_count`` is the minimum count of a unigram query. A bigram query needs at least
     ``bigram_min_count`` occurrences and a PMI of at least ``pmi_threshold`` bits (see
-    ``wit_builder.queries.counting``). A title query needs ``title_min_links`` links from
-    article text. ``max_pages`` stops each pass after that many articles, for quick trials.
+    ``wit_builder.queries.counting``). Titles are ranked by ``title_rank`` and must pass
+    ``title_min_links`` and, with ``pageviews`` files, ``title_min_pageviews``.
+    ``wordnet`` is a WordNet 3.0 database folder whose synset names are added.
+    ``index`` is the multistream index of the dump, which lets ``workers`` processes
+    read separate parts of it. ``memory_limit_gb`` sets the spill size unless
+    ``max_entries`` is given. ``max_pages`` stops each pass after that many articles.
 
-    Raises FileNotFoundError for a missing dump, ``DumpFormatError`` (a ValueError) for a
-    file that is not a MediaWiki XML dump and ValueError for invalid parameters. A dump
-    cut off mid-page is read up to the cut, and ``truncated`` is set in the result.
+    Raises FileNotFoundError for a missing input, ``DumpFormatError`` (a ValueError)
+    for a file that is not a MediaWiki XML dump and ValueError for invalid parameters.
+    A dump cut off mid-page is read up to the cut, and ``truncated`` is set.
     """
-    _validate_parameters(min_count, bigram_min_count, title_min_links, max_pages)
+    if workers < 1:
+        raise ValueError(f"invalid workers {workers}: it must be at least 1")
+    if max_pages is not None and max_pages < 1:
+        raise ValueError(f"invalid max_pages {max_pages}: it must be at least 1, or None for all pages")
+    params = QueryParams(
+        min_count=min_count,
+        bigram_min_count=bigram_min_count,
+        pmi_threshold=pmi_threshold,
+        include_bigrams=include_bigrams,
+        include_titles=include_titles,
+        title_rank=title_rank,
+        title_min_links=title_min_links,
+        title_min_pageviews=title_min_pageviews,
+        lowercase=lowercase,
+        target_size=target_size,
+        max_entries=max_entries if max_entries is not None else max_entries_for(memory_limit_gb, workers),
+    )
+    params.validate()
     dump_path = Path(dump_path)
-    out_dir = Path(out_dir)
+    siteinfo = read_siteinfo(dump_path)
+    source = DumpSource(dump_path, siteinfo, Path(index) if index is not None else None, max_pages)
+    extras = _read_extras(pageviews, pageviews_wiki or siteinfo.language or "en", wordnet)
+    extras.inputs.update(
+        dump=str(dump_path.resolve()),
+        dump_bytes=dump_path.stat().st_size,
+        index=str(source.index.resolve()) if source.index is not None else None,
+        sitename=siteinfo.sitename,
+        dbname=siteinfo.dbname,
+        language=siteinfo.language,
+        case=siteinfo.case,
+        encoding=siteinfo.encoding,
+    )
+    passes = 2 if include_bigrams else 1
+    logger.info("building queries from %s into %s with %d workers", dump_path, out_dir, workers)
+
+    def count_words(counters: PassCounters) -> PassOutcome:
+        make = functools.partial(WordPass, counters, lowercase=lowercase, include_titles=include_titles)
+        return run_pass(make, source, workers=workers, progress=progress, desc=f"queries pass 1/{passes}: words and titles")
+
+    def count_pairs(counters: PassCounters, words: frozenset[str]) -> PassOutcome:
+        make = functools.partial(PairPass, counters, words, lowercase=lowercase)
+        return run_pass(make, source, workers=workers, progress=progress, desc=f"queries pass 2/{passes}: bigrams")
+
+    run_parameters = {"workers": workers, "memory_limit_gb": memory_limit_gb, "max_pages": max_pages}
+    return _build(count_words, count_pairs, Path(out_dir), params, extras, run_parameters)
+
+
+def build_queries_from_articles(
+    articles: Iterable[ArticleText],
+    out_dir: str | os.PathLike,
+    *,
+    params: QueryParams | None = None,
+    inputs: dict | None = None,
+    pageviews: dict[str, int] | None = None,
+    wordnet: dict[str, int] | None = None,
+) -> QueryBuildResult:
+    """Build a query list from articles already in plain text, such as pages fetched from the API.
+
+    Counts in this process; the articles are held in memory for the second pass.
+    ``inputs`` is recorded in build.json as it is.
+    """
+    params = params or QueryParams()
+    params.validate()
+    articles = list(articles)
+    extras = _Extras(pageviews=pageviews, wordnet=wordnet, inputs=dict(inputs or {}))
+
+    def count(counting) -> PassOutcome:
+        for article in articles:
+            counting.add_article(article)
+        outcome = PassOutcome()
+        outcome.add_runs(counting.finish())
+        outcome.stats.update(counting.stats)
+        return outcome
+
+    def count_words(counters: PassCounters) -> PassOutcome:
+        return count(WordPass(counters, lowercase=params.lowercase, include_titles=params.include_titles))
+
+    def count_pairs(counters: PassCounters, words: frozenset[str]) -> PassOutcome:
+        return count(PairPass(counters, words, lowercase=params.lowercase))
+
+    return _build(count_words, count_pairs, Path(out_dir), params, extras, {"articles_given": len(articles)})
+
+
+def _read_extras(pageviews: list | None, wiki: str, wordnet: str | os.PathLike | None) -> _Extras:
+    extras = _Extras()
+    if pageviews:
+        from wit_builder.queries.pageviews import read_pageviews
+
+        counted = read_pageviews(pageviews, wiki=wiki)
+        extras.pageviews = counted.views
+        extras.inputs["pageviews"] = {
+            "files": [str(path) for path in pageviews],
+            "wiki": wiki,
+            "titles": len(counted.views),
+        }
+    if wordnet is not None:
+        from wit_builder.queries.wordnet import read_synset_names
+
+        names = read_synset_names(wordnet)
+        extras.wordnet = names.names
+        extras.inputs["wordnet"] = {"folder": str(wordnet), "names": len(names.names)}
+    return extras
+
+
+def _build(
+    count_words: Callable[[PassCounters], PassOutcome],
+    count_pairs: Callable[[PassCounters, frozenset[str]], PassOutcome],
+    out_dir: Path,
+    params: QueryParams,
+    extras: _Extras,
+    run_parameters: dict,
+) -> QueryBuildResult:
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    passes = 2 if include_bigrams else 1
+    spill = out_dir / SPILL_FOLDER
+    shutil.rmtree(spill, ignore_errors=True)
+    counters = PassCounters(spill, params.max_entries)
+    timings: dict[str, float] = {}
 
-    logger.info("building queries from %s into %s", dump_path, out_dir)
-    first_pass = DumpReader(
-        dump_path,
-        include_redirects=include_titles,
-        max_articles=max_pages,
-        progress=progress,
-        progress_desc=f"queries pass 1/{passes}: words and titles",
-    )
-    unigrams = _count_unigrams(first_pass, include_titles, lowercase)
-    dump_stats = first_pass.stats
-    logger.info(
-        "pass 1: %d articles, %d redirects skipped, %d tokens, %d distinct tokens",
-        dump_stats.articles,
-        dump_stats.redirects,
-        unigrams.total_tokens,
-        len(unigrams.tokens),
-    )
-
-    bigrams: Counter = Counter()
-    bigram_words: frozenset[str] = frozenset()
-    if include_bigrams:
-        bigram_words = words_for_bigrams(unigrams.tokens, bigram_min_count)
-        second_pass = DumpReader(
-            dump_path,
-            max_articles=max_pages,
-            progress=progress,
-            progress_desc=f"queries pass 2/{passes}: bigrams",
+    try:
+        words = count_words(counters)
+        timings["pass_1_s"] = round(words.elapsed_s or time.monotonic() - started, 3)
+        total_tokens = words.stats["tokens"]
+        unigram_entries, frequent, distinct_tokens = scan_unigrams(
+            merge_runs(words.runs["unigrams"]), params.min_count, params.bigram_min_count
         )
-        # TODO: spill bigram counts to sorted files on disk once they outgrow memory. A full
-        # English dump has on the order of 10**8 distinct pairs of frequent words (an estimate).
-        _count_bigram_pass(second_pass, bigram_words, bigrams, lowercase)
-        logger.info("pass 2: %d distinct bigrams of %d candidate words", len(bigrams), len(bigram_words))
-
-    entries_by_kind = {QueryKind.UNIGRAM: select_unigrams(unigrams.tokens, min_count)}
-    if include_bigrams:
-        entries_by_kind[QueryKind.BIGRAM] = select_bigrams(
-            bigrams, unigrams.tokens, unigrams.total_tokens, bigram_min_count, pmi_threshold
+        logger.info(
+            "pass 1: %d articles, %d redirects, %d tokens, %d distinct tokens, %d unigram queries",
+            words.stats["articles"],
+            words.stats["redirects"],
+            total_tokens,
+            distinct_tokens,
+            len(unigram_entries),
         )
-    if include_titles:
-        entries_by_kind[QueryKind.TITLE] = select_titles(unigrams.titles, unigrams.links_to(), title_min_links)
-    entries, duplicates = merge_kinds(entries_by_kind)
+        entries_by_kind = {QueryKind.UNIGRAM: unigram_entries}
 
-    counts = {kind.value: 0 for kind in KIND_PRIORITY}
-    for entry in entries:
-        counts[entry.kind] += 1
+        titles_seen = 0
+        if params.include_titles:
+            entries_by_kind[QueryKind.TITLE], titles_seen = _select_titles(words, counters, params, extras)
+
+        distinct_bigrams = 0
+        pairs: PassOutcome | None = None
+        if params.include_bigrams:
+            pass_started = time.monotonic()
+            pairs = count_pairs(counters, frozenset(frequent))
+            timings["pass_2_s"] = round(time.monotonic() - pass_started, 3)
+            entries_by_kind[QueryKind.BIGRAM], distinct_bigrams = select_bigrams(
+                merge_runs(pairs.runs["bigrams"]),
+                frequent,
+                total_tokens,
+                params.bigram_min_count,
+                params.pmi_threshold,
+                limit=params.target_size,
+            )
+            logger.info("pass 2: %d distinct bigrams of %d candidate words", distinct_bigrams, len(frequent))
+
+        if extras.wordnet is not None:
+            entries_by_kind[QueryKind.WORDNET] = select_wordnet(extras.wordnet)
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+    unique, duplicates = merge_kinds(entries_by_kind)
+    before_trim = {kind.value: len(entries) for kind, entries in unique.items()}
+    trimmed = trim_to_size(unique, params.target_size)
+    entries = [entry for kind in KIND_PRIORITY for entry in unique[kind]]
+
+    counts = {kind.value: len(unique[kind]) for kind in KIND_PRIORITY}
     counts["queries"] = len(entries)
     elapsed = time.monotonic() - started
-
-    parameters = {
-        "min_count": min_count,
-        "bigram_min_count": bigram_min_count,
-        "pmi_threshold": pmi_threshold,
-        "pmi_formula": "log2(count(a b) * tokens / (count(a) * count(b)))",
-        "include_bigrams": include_bigrams,
-        "include_titles": include_titles,
-        "title_min_links": title_min_links,
-        "lowercase": lowercase,
-        "max_pages": max_pages,
-        "kind_priority": [kind.value for kind in KIND_PRIORITY],
-    }
+    stats = words.stats
     pass_counts = {
-        "pages_read": dump_stats.pages_seen,
-        "articles": dump_stats.articles,
-        "redirects_skipped": dump_stats.redirects,
-        "other_namespaces_skipped": dump_stats.other_namespaces,
-        "disambiguation_pages": unigrams.disambiguation_pages,
-        "tokens": unigrams.total_tokens,
-        "distinct_tokens": len(unigrams.tokens),
-        "bigram_candidate_words": len(bigram_words),
-        "distinct_bigrams": len(bigrams),
-        "titles_seen": sum(unigrams.titles.values()),
-        "links_counted": sum(unigrams.link_targets.values()),
+        "pages_read": stats["pages"] or stats["articles"],
+        "articles": stats["articles"],
+        "redirects_skipped": stats["redirects"],
+        "other_namespaces_skipped": stats["other_namespaces"],
+        "disambiguation_pages": stats["disambiguation_pages"],
+        "tokens": total_tokens,
+        "distinct_tokens": distinct_tokens,
+        "bigram_candidate_words": len(frequent) if params.include_bigrams else 0,
+        "distinct_bigrams": distinct_bigrams,
+        "titles_seen": titles_seen,
+        "links_counted": stats["links"],
     }
+    spilled = {"pass_1_runs": sum(len(paths) for paths in words.runs.values())}
+    if pairs is not None:
+        spilled["pass_2_runs"] = len(pairs.runs["bigrams"])
+    truncated = words.truncated or (pairs is not None and pairs.truncated)
     build_info = {
         "stage": STAGE,
         "wit_builder_version": __version__,
-        "inputs": {"dump": str(dump_path.resolve()), "dump_bytes": dump_path.stat().st_size},
-        "parameters": parameters,
+        "inputs": extras.inputs,
+        "parameters": {**params.as_dict(), **run_parameters},
         "counts": {**counts, **pass_counts},
+        "before_trim": before_trim,
+        "trimmed": trimmed,
         "duplicates_dropped": duplicates,
-        "dump": dump_stats.as_dict(),
-        "truncated": dump_stats.truncated,
+        "spill": spilled,
+        "truncated": truncated,
+        "stop_reasons": words.stop_reasons + (pairs.stop_reasons if pairs is not None else []),
+        "peak_rss_mb": _peak_rss_mb(),
+        "timings": timings,
         "started_at": started_at,
         "elapsed_s": round(elapsed, 3),
     }
@@ -197,7 +412,7 @@ def build_queries(
     logger.info(
         "wrote %d queries (%s) to %s in %.1f s",
         len(entries),
-        ", ".join(f"{counts[kind.value]} {kind.value}s" for kind in KIND_PRIORITY),
+        ", ".join(f"{counts[kind.value]} {kind.value}" for kind in KIND_PRIORITY),
         out_dir,
         elapsed,
     )
@@ -208,54 +423,45 @@ def build_queries(
         build_path=paths[BUILD_JSON],
         stats_path=paths["stats.json"],
         counts=counts,
-        pages_read=dump_stats.pages_seen,
-        articles=dump_stats.articles,
-        redirects_skipped=dump_stats.redirects,
-        tokens=unigrams.total_tokens,
-        truncated=dump_stats.truncated,
+        pages_read=pass_counts["pages_read"],
+        articles=stats["articles"],
+        redirects_skipped=stats["redirects"],
+        tokens=total_tokens,
+        truncated=truncated,
         elapsed_s=elapsed,
     )
 
 
-def _validate_parameters(
-    min_count: int, bigram_min_count: int, title_min_links: int, max_pages: int | None
-) -> None:
-    if min_count < 1:
-        raise ValueError(f"invalid min_count {min_count}: it must be at least 1")
-    if bigram_min_count < 1:
-        raise ValueError(f"invalid bigram_min_count {bigram_min_count}: it must be at least 1")
-    if title_min_links < 0:
-        raise ValueError(f"invalid title_min_links {title_min_links}: it must be 0 or more")
-    if max_pages is not None and max_pages < 1:
-        raise ValueError(f"invalid max_pages {max_pages}: it must be at least 1, or None for all pages")
+def _select_titles(
+    words: PassOutcome, counters: PassCounters, params: QueryParams, extras: _Extras
+) -> tuple[list[QueryEntry], int]:
+    """Credit links through redirects, join them with titles and lengths, and rank the titles."""
+    inlinks = counters.counter("inlinks")
+    for title, count in resolve_redirects(merge_runs(words.runs["links"]), merge_runs(words.runs["redirects"])):
+        inlinks.add(title, count)
+    rank = params.title_rank or ("pageviews" if extras.pageviews is not None else "links")
+    ranking = TitleRanking(
+        rank=rank,
+        min_links=params.title_min_links,
+        min_pageviews=params.title_min_pageviews,
+        limit=params.target_size,
+    )
+    seen = Counter()
+
+    def rows() -> Iterable[tuple[str, int, int]]:
+        for title, length, links in join_sorted(merge_runs(words.runs["titles"]), merge_runs(inlinks.finish())):
+            seen["titles"] += 1
+            yield title, length, links
+
+    entries = select_titles(rows(), ranking, extras.pageviews)
+    return entries, seen["titles"]
 
 
-def _count_unigrams(reader: DumpReader, include_titles: bool, lowercase: bool) -> UnigramCounts:
-    counts = UnigramCounts()
-    stripper: MarkupStripper | None = None
-    for page in reader:
-        if page.redirect is not None:
-            if page.redirect:
-                counts.add_redirect(normalize_title(page.title), normalize_title(page.redirect.partition("#")[0]))
-            continue
-
-        # <siteinfo> comes before the first page, so the namespace names are known here.
-        if stripper is None:
-            stripper = MarkupStripper(reader.namespaces)
-        link_targets: list[str] | None = [] if include_titles else None
-        counts.add_text(stripper.strip(page.text, link_targets), lowercase)
-        if include_titles:
-            counts.add_title(normalize_title(page.title), page.text)
-            counts.add_links([normalize_title(target) for target in link_targets])
-    return counts
-
-
-def _count_bigram_pass(reader: DumpReader, words: frozenset[str], bigrams: Counter, lowercase: bool) -> None:
-    stripper: MarkupStripper | None = None
-    for page in reader:
-        if stripper is None:
-            stripper = MarkupStripper(reader.namespaces)
-        count_bigrams(stripper.strip(page.text), words, bigrams, lowercase)
+def _peak_rss_mb() -> dict[str, float]:
+    """Return the peak resident memory of this process and of its largest finished child, in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"main": round(own, 1), "largest_worker": round(children, 1)}
 
 
 def _write_outputs(out_dir: Path, entries: list[QueryEntry], build_info: dict) -> dict[str, Path]:

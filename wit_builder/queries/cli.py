@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from pathlib import Path
 
 from wit_builder.queries.build import (
     BUILD_JSON,
     DEFAULT_BIGRAM_MIN_COUNT,
+    DEFAULT_MEMORY_LIMIT_GB,
     DEFAULT_MIN_COUNT,
     DEFAULT_PMI_THRESHOLD,
+    DEFAULT_TARGET_SIZE,
     QUERIES_PARQUET,
     build_queries,
     read_build_info,
     top_queries_by_kind,
 )
+from wit_builder.queries.counting import TitleRanking
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the `queries` command and its `build` and `stats` subcommands."""
     parser = subparsers.add_parser(
         "queries",
-        help="build the query list from a Wikipedia dump",
-        description="Build the query list (unigrams, high-PMI bigrams, article titles) from a MediaWiki XML dump.",
+        help="build the query list from a Wikipedia dump or from pages fetched live",
+        description="Build the query list (unigrams, high-PMI bigrams, article titles, WordNet synsets) "
+        "from a MediaWiki XML dump, or from Wikipedia pages fetched through its API.",
     )
     commands = parser.add_subparsers(dest="queries_command", metavar="SUBCOMMAND")
     commands.required = True
@@ -30,10 +36,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build = commands.add_parser(
         "build",
         help="count a dump's words, word pairs and titles and write the query list",
-        description="Read a pages-articles dump (.xml, .xml.bz2 or .xml.gz) twice and write "
-        f"{QUERIES_PARQUET}, queries.txt, {BUILD_JSON} and stats.json to --out.",
+        description="Read a pages-articles dump (.xml, .xml.bz2, .xml.gz or .xml.xz) twice and write "
+        f"{QUERIES_PARQUET}, queries.txt, {BUILD_JSON} and stats.json to --out. With the index of a "
+        "multistream dump, each worker reads its own part of the file.",
     )
     build.add_argument("dump", type=Path, metavar="DUMP", help="MediaWiki pages-articles XML dump")
+    build.add_argument(
+        "--index",
+        type=Path,
+        default=None,
+        help="index of a multistream dump (pages-articles-multistream-index.txt.bz2), for parallel reading",
+    )
+    build.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="counting processes (default: the number of CPUs, %(default)s here)",
+    )
     build.add_argument("--out", type=Path, required=True, help="output folder")
     build.add_argument(
         "--min-count",
@@ -62,10 +81,64 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=0,
         help="minimum number of links from article text to an article for its title to be a query (default: 0)",
     )
+    build.add_argument(
+        "--title-rank",
+        choices=TitleRanking.RANKS,
+        default=None,
+        help="rank titles by pageviews, links from other articles, or text length "
+        "(default: pageviews when --pageviews is given, links otherwise)",
+    )
+    build.add_argument(
+        "--pageviews",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="Wikimedia pageview file (pageviews-YYYYMMDD-HH0000.gz) or a folder of them; repeatable",
+    )
+    build.add_argument(
+        "--pageviews-wiki",
+        default=None,
+        help="project code to read from the pageview files (default: the dump's language, such as en)",
+    )
+    build.add_argument(
+        "--title-min-pageviews",
+        type=int,
+        default=0,
+        help="minimum pageviews of an article for its title to be a query, with --pageviews (default: 0)",
+    )
+    build.add_argument(
+        "--wordnet",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="WordNet 3.0 database folder (Debian's wordnet-base: /usr/share/wordnet) whose synset names are added",
+    )
+    build.add_argument(
+        "--target-size",
+        type=int,
+        default=DEFAULT_TARGET_SIZE,
+        help="cut the list to this many queries, titles first, then bigrams, then unigrams; 0 keeps all "
+        f"(default: {DEFAULT_TARGET_SIZE})",
+    )
     build.add_argument("--lowercase", action="store_true", help="lowercase tokens before counting")
+    build.add_argument(
+        "--memory-limit-gb",
+        type=float,
+        default=DEFAULT_MEMORY_LIMIT_GB,
+        help="memory the counters may use before they spill sorted runs to disk, across all workers, in GB "
+        f"(an estimate; default: {DEFAULT_MEMORY_LIMIT_GB})",
+    )
+    build.add_argument(
+        "--max-entries",
+        type=int,
+        default=None,
+        help="keys a counter holds before it spills, instead of --memory-limit-gb",
+    )
     build.add_argument("--max-pages", type=int, default=None, help="read only the first N articles, for quick trials")
     build.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     build.set_defaults(func=run_build)
+
 
     stats = commands.add_parser(
         "stats",
@@ -87,8 +160,18 @@ def run_build(args: argparse.Namespace) -> int:
         pmi_threshold=args.pmi_threshold,
         include_bigrams=not args.no_bigrams,
         include_titles=not args.no_titles,
+        title_rank=args.title_rank,
         title_min_links=args.title_min_links,
+        title_min_pageviews=args.title_min_pageviews,
+        pageviews=args.pageviews,
+        pageviews_wiki=args.pageviews_wiki,
+        wordnet=args.wordnet,
+        target_size=args.target_size or None,
         lowercase=args.lowercase,
+        index=args.index,
+        workers=args.workers,
+        memory_limit_gb=args.memory_limit_gb,
+        max_entries=args.max_entries,
         max_pages=args.max_pages,
         progress=not args.no_progress,
     )
@@ -102,15 +185,35 @@ def run_build(args: argparse.Namespace) -> int:
 def run_stats(args: argparse.Namespace) -> int:
     """Run `wit queries stats` and return the exit code."""
     info = read_build_info(args.folder)
-    print(f"dump: {info['inputs']['dump']}")
+    inputs = info.get("inputs", {})
+    for name in ("dump", "index", "api_url"):
+        if inputs.get(name):
+            print(f"{name}: {inputs[name]}")
+    for name in ("pageviews", "wordnet"):
+        if inputs.get(name):
+            print(f"{name}: {json.dumps(inputs[name])}")
     if info.get("truncated"):
         print("warning: the dump ended early; counts cover only the complete pages before the cut")
+        for reason in info.get("stop_reasons", []):
+            print(f"  {reason}")
+    print("counts:")
     for name, value in info["counts"].items():
         print(f"  {name}: {value}")
+    trimmed = {kind: count for kind, count in info.get("trimmed", {}).items() if count}
+    if trimmed:
+        print("cut to the target size: " + ", ".join(f"{count} {kind}" for kind, count in trimmed.items()))
+    if "elapsed_s" in info:
+        print(f"elapsed: {info['elapsed_s']} s, peak memory: {json.dumps(info.get('peak_rss_mb', {}))} MB")
 
     for kind, entries in top_queries_by_kind(Path(args.folder) / QUERIES_PARQUET, args.top).items():
+        if not entries:
+            continue
         print(f"top {kind} queries:")
         for entry in entries:
-            detail = f"count {entry.count}" if entry.pmi is None else f"count {entry.count}, PMI {entry.pmi:.2f}"
-            print(f"  {entry.query}  ({detail})")
+            details = [f"count {entry.count}"]
+            if entry.pmi is not None:
+                details.append(f"PMI {entry.pmi:.2f}")
+            if entry.pageviews is not None:
+                details.append(f"pageviews {entry.pageviews}")
+            print(f"  {entry.query}  ({', '.join(details)})")
     return 0

@@ -1,4 +1,10 @@
-"""Unigram, bigram and title counts of a Wikipedia dump, and the query entries they select.
+"""Count passes over articles, and the query entries their counts select.
+
+``WordPass`` is the first pass: word tokens, article titles with their lengths, links
+and redirects. ``PairPass`` is the second: adjacent pairs of frequent words. Each pass
+keeps its counts in ``SpillCounter`` objects, so one process holds at most
+``max_entries`` keys per counter and the rest waits on disk in sorted runs that
+``merge_runs`` adds up later, across every process of a build.
 
 Bigram association is pointwise mutual information in bits, the formula of NLTK's
 ``BigramAssocMeasures.pmi`` that MetaCLIP's build_metadata.py uses:
@@ -14,78 +20,140 @@ than 2**30 (about 1.07 billion) tokens.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
 
+from wit_builder.queries.articles import ArticleMaker, ArticleText
+from wit_builder.queries.dump import ARTICLE_NAMESPACE, SiteInfo, WikiPage
+from wit_builder.queries.spill import SpillCounter
+from wit_builder.queries import tokens as _tokens
 from wit_builder.queries.tokens import has_letter, iter_token_runs, tokenize
 from wit_builder.records import QueryEntry, QueryKind
 
 #: Priority of query kinds when one string qualifies as several: the first kind wins.
-KIND_PRIORITY = (QueryKind.UNIGRAM, QueryKind.BIGRAM, QueryKind.TITLE)
+#: WordNet comes last, as in CLIP: synsets "not already in the list".
+KIND_PRIORITY = (QueryKind.UNIGRAM, QueryKind.BIGRAM, QueryKind.TITLE, QueryKind.WORDNET)
 
-# Disambiguation pages list other articles and are not topics of their own. Matches
-# {{Disambiguation}}, {{Human name disambiguation}}, {{Dab}}, {{Hndis}} and {{Geodis}}.
-_DISAMBIGUATION_TEMPLATE = re.compile(
-    r"\{\{\s*(?:[^{}|]*\bdisambiguation\b|disambig\b|dab\b|hndis\b|geodis\b)", re.IGNORECASE
-)
+#: Order in which ``trim_to_size`` removes entries when the list is over its target size:
+#: the weakest titles go first, then bigrams, then unigrams; WordNet synsets go last.
+TRIM_ORDER = (QueryKind.TITLE, QueryKind.BIGRAM, QueryKind.UNIGRAM, QueryKind.WORDNET)
+
 _TITLE_QUALIFIER = re.compile(r"\s+\([^()]*\)\Z")
+
+# A redirect is stored in the redirects counter as "title<NUL>target". NUL sorts before
+# every character of a title, so the keys sort in the order of their titles.
+REDIRECT_SEPARATOR = "\x00"
 
 
 @dataclass
-class UnigramCounts:
-    """Token counts of the first pass over a dump, with article titles and link counts."""
+class PassCounters:
+    """Where a pass spills its counts, and how many keys a counter holds before it spills."""
 
-    tokens: Counter = field(default_factory=Counter)
-    total_tokens: int = 0
-    titles: Counter = field(default_factory=Counter)
-    disambiguation_pages: int = 0
-    link_targets: Counter = field(default_factory=Counter)
-    redirects: dict[str, str] = field(default_factory=dict)
+    folder: Path
+    max_entries: int
 
-    def add_text(self, text: str, lowercase: bool = False) -> None:
-        """Count the tokens of one article's plain text."""
-        tokens = tokenize(text, lowercase)
-        self.tokens.update(tokens)
-        self.total_tokens += len(tokens)
+    def counter(self, name: str) -> SpillCounter:
+        return SpillCounter(self.folder, name, self.max_entries)
 
-    def add_title(self, title: str, wikitext: str) -> None:
-        """Record an article title, unless the article is a disambiguation page."""
-        if title.endswith("(disambiguation)") or _DISAMBIGUATION_TEMPLATE.search(wikitext):
-            self.disambiguation_pages += 1
+
+class WordPass:
+    """First pass: tokens, titles (with plain-text length), links and redirects."""
+
+    COUNTERS = ("unigrams", "titles", "links", "redirects")
+
+    def __init__(self, counters: PassCounters, *, lowercase: bool = False, include_titles: bool = True):
+        self.lowercase = lowercase
+        self.include_titles = include_titles
+        self.unigrams = counters.counter("unigrams")
+        self.titles = counters.counter("titles")
+        self.links = counters.counter("links")
+        self.redirects = counters.counter("redirects")
+        self.stats: Counter = Counter()
+        self._maker: ArticleMaker | None = None
+
+    def add_page(self, page: WikiPage, siteinfo: SiteInfo) -> None:
+        """Count one dump page: an article, a redirect, or a page of another namespace (skipped)."""
+        self.stats["pages"] += 1
+        if page.namespace != ARTICLE_NAMESPACE:
+            self.stats["other_namespaces"] += 1
             return
-        self.titles[title] += 1
+        if page.redirect is not None:
+            self.stats["redirects"] += 1
+            if self.include_titles and page.redirect:
+                source = siteinfo.normalize_title(page.title)
+                target = siteinfo.normalize_title(page.redirect.partition("#")[0])
+                self.redirects.add(f"{source}{REDIRECT_SEPARATOR}{target}")
+            return
+        if self._maker is None or self._maker.siteinfo is not siteinfo:
+            self._maker = ArticleMaker(siteinfo, with_links=self.include_titles)
+        self.add_article(self._maker.make(page))
 
-    def add_links(self, targets: list[str]) -> None:
-        """Count links by target title (already normalized)."""
-        self.link_targets.update(targets)
+    def add_article(self, article: ArticleText) -> None:
+        """Count the tokens, title and links of one article."""
+        self.stats["articles"] += 1
+        tokens = tokenize(article.text, self.lowercase)
+        self.unigrams.update(tokens)
+        self.stats["tokens"] += len(tokens)
+        if not self.include_titles:
+            return
+        if article.disambiguation:
+            self.stats["disambiguation_pages"] += 1
+        else:
+            self.titles.add(_clean_key(article.title), len(article.text))
+        self.links.update(_clean_key(target) for target in article.links if target)
+        self.stats["links"] += len(article.links)
 
-    def add_redirect(self, title: str, target: str) -> None:
-        """Remember a redirect so links to ``title`` count for ``target``."""
-        self.redirects[title] = target
-
-    def links_to(self) -> Counter:
-        """Return the number of links to each title, following one redirect hop."""
-        resolved: Counter = Counter()
-        for target, count in self.link_targets.items():
-            resolved[self.redirects.get(target, target)] += count
-        return resolved
-
-
-def words_for_bigrams(unigrams: Counter, bigram_min_count: int) -> frozenset[str]:
-    """Return the words that can be part of a bigram seen at least ``bigram_min_count`` times.
-
-    A pair never occurs more often than either of its words, so restricting the second
-    pass to these words loses no bigram that passes the count threshold.
-    """
-    return frozenset(
-        word for word, count in unigrams.items() if count >= bigram_min_count and has_letter(word)
-    )
+    def finish(self) -> dict[str, list[Path]]:
+        """Spill every counter and return their runs by counter name."""
+        return {name: getattr(self, name).finish() for name in self.COUNTERS}
 
 
-def count_bigrams(text: str, words: frozenset[str], counts: Counter, lowercase: bool = False) -> None:
-    """Add the adjacent pairs of ``words`` in ``text`` to ``counts``, keyed "first second".
+class PairPass:
+    """Second pass: adjacent pairs of ``words``, keyed "first second"."""
+
+    COUNTERS = ("bigrams",)
+
+    def __init__(self, counters: PassCounters, words: frozenset[str], *, lowercase: bool = False):
+        self.words = words
+        self.lowercase = lowercase
+        self.bigrams = counters.counter("bigrams")
+        self.stats: Counter = Counter()
+        self._maker: ArticleMaker | None = None
+
+    def add_page(self, page: WikiPage, siteinfo: SiteInfo) -> None:
+        """Count the pairs of one article page; other pages are skipped."""
+        if page.namespace != ARTICLE_NAMESPACE or page.redirect is not None:
+            return
+        if self._maker is None or self._maker.siteinfo is not siteinfo:
+            self._maker = ArticleMaker(siteinfo, with_links=False)
+        self.add_article(self._maker.make(page))
+
+    def add_article(self, article: ArticleText) -> None:
+        self.stats["articles"] += 1
+        self.bigrams.update(iter_bigrams(article.text, self.words, self.lowercase))
+
+    def finish(self) -> dict[str, list[Path]]:
+        return {"bigrams": self.bigrams.finish()}
+
+
+def _join_tokens(first: str, second: str) -> str:
+    # LEAD-TEMP: until tokens.join_tokens lands.
+    join = getattr(_tokens, "join_tokens", None)
+    return join(first, second) if join is not None else f"{first} {second}"
+
+
+def _clean_key(title: str) -> str:
+    # Run files are tab-separated lines; a title with a tab or line break would break a line.
+    return title.replace("\t", " ").replace("\n", " ").replace(REDIRECT_SEPARATOR, "")
+
+
+def iter_bigrams(text: str, words: frozenset[str], lowercase: bool = False) -> Iterator[str]:
+    """Yield the adjacent pairs of ``words`` in ``text``, keyed "first second".
 
     Pairs are counted within a run of tokens separated only by spaces (see
     ``iter_token_runs``). A token outside ``words`` breaks the chain.
@@ -97,8 +165,38 @@ def count_bigrams(text: str, words: frozenset[str], counts: Counter, lowercase: 
                 previous = None
                 continue
             if previous is not None:
-                counts[f"{previous} {token}"] += 1
+                yield f"{previous} {token}"
             previous = token
+
+
+def count_bigrams(text: str, words: frozenset[str], counts: Counter, lowercase: bool = False) -> None:
+    """Add the adjacent pairs of ``words`` in ``text`` to ``counts`` (see ``iter_bigrams``)."""
+    counts.update(iter_bigrams(text, words, lowercase))
+
+
+def scan_unigrams(
+    merged: Iterable[tuple[str, int]], min_count: int, bigram_min_count: int
+) -> tuple[list[QueryEntry], dict[str, int], int]:
+    """Read merged unigram counts once: the unigram queries, the bigram words and the distinct count.
+
+    The queries are the words seen at least ``min_count`` times that contain a letter,
+    most frequent first. The bigram words are those seen at least ``bigram_min_count``
+    times: a pair never occurs more often than either of its words, so counting pairs of
+    these words only loses no bigram that passes the threshold.
+    """
+    entries: list[QueryEntry] = []
+    frequent: dict[str, int] = {}
+    distinct = 0
+    for word, count in merged:
+        distinct += 1
+        if count < min(min_count, bigram_min_count) or not has_letter(word):
+            continue
+        if count >= bigram_min_count:
+            frequent[word] = count
+        if count >= min_count:
+            entries.append(QueryEntry(query=word, kind=QueryKind.UNIGRAM.value, count=count))
+    entries.sort(key=_by_count)
+    return entries, frequent, distinct
 
 
 def pmi(pair_count: int, first_count: int, second_count: int, total_tokens: int) -> float:
@@ -106,31 +204,66 @@ def pmi(pair_count: int, first_count: int, second_count: int, total_tokens: int)
     return math.log2(pair_count * total_tokens / (first_count * second_count))
 
 
-def select_unigrams(unigrams: Counter, min_count: int) -> list[QueryEntry]:
-    """Return the words seen at least ``min_count`` times that contain a letter, most frequent first."""
-    entries = [
-        QueryEntry(query=word, kind=QueryKind.UNIGRAM.value, count=count)
-        for word, count in unigrams.items()
-        if count >= min_count and has_letter(word)
-    ]
-    entries.sort(key=lambda entry: (-entry.count, entry.query))
-    return entries
-
-
 def select_bigrams(
-    bigrams: Counter, unigrams: Counter, total_tokens: int, min_count: int, pmi_threshold: float
-) -> list[QueryEntry]:
-    """Return the pairs seen at least ``min_count`` times whose PMI is at least ``pmi_threshold``."""
-    entries = []
-    for pair, count in bigrams.items():
+    merged: Iterable[tuple[str, int]],
+    word_counts: dict[str, int],
+    total_tokens: int,
+    min_count: int,
+    pmi_threshold: float,
+    limit: int | None = None,
+) -> tuple[list[QueryEntry], int]:
+    """Return the pairs seen at least ``min_count`` times whose PMI is at least ``pmi_threshold``.
+
+    At most ``limit`` entries are kept, the most frequent. Also returns the number of
+    distinct pairs read.
+    """
+    kept: list[tuple[int, str, float]] = []
+    distinct = 0
+    for pair, count in merged:
+        distinct += 1
         if count < min_count:
             continue
-        first, second = pair.split(" ")
-        score = pmi(count, unigrams[first], unigrams[second], total_tokens)
-        if score >= pmi_threshold:
-            entries.append(QueryEntry(query=pair, kind=QueryKind.BIGRAM.value, count=count, pmi=round(score, 4)))
-    entries.sort(key=lambda entry: (-entry.count, entry.query))
-    return entries
+        first, _space, second = pair.partition(" ")
+        score = pmi(count, word_counts[first], word_counts[second], total_tokens)
+        if score < pmi_threshold:
+            continue
+        item = (count, pair, score)
+        if limit is None or len(kept) < limit:
+            heapq.heappush(kept, item)
+        elif item > kept[0]:
+            heapq.heapreplace(kept, item)
+    entries = [
+        QueryEntry(query=_join_tokens(*pair.split(" ", 1)), kind=QueryKind.BIGRAM.value, count=count, pmi=round(score, 4))
+        for count, pair, score in kept
+    ]
+    entries.sort(key=_by_count)
+    return entries, distinct
+
+
+def resolve_redirects(
+    links: Iterator[tuple[str, int]], redirects: Iterator[tuple[str, int]]
+) -> Iterator[tuple[str, int]]:
+    """Yield ``(title, links)`` with each link to a redirect credited to the redirect's target.
+
+    Both inputs are sorted merged runs: link counts by target title, and redirects as
+    "title<NUL>target" keys. Follows one redirect hop, as MediaWiki does.
+    """
+    redirect = _next_redirect(redirects)
+    for target, count in links:
+        while redirect is not None and redirect[0] < target:
+            redirect = _next_redirect(redirects)
+        if redirect is not None and redirect[0] == target:
+            yield redirect[1], count
+        else:
+            yield target, count
+
+
+def _next_redirect(redirects: Iterator[tuple[str, int]]) -> tuple[str, str] | None:
+    item = next(redirects, None)
+    if item is None:
+        return None
+    source, _separator, target = item[0].partition(REDIRECT_SEPARATOR)
+    return source, target
 
 
 def title_query(title: str) -> str:
@@ -142,42 +275,115 @@ def title_query(title: str) -> str:
     return _TITLE_QUALIFIER.sub("", title).strip()
 
 
-def select_titles(titles: Counter, links_to: Counter, min_links: int) -> list[QueryEntry]:
-    """Return one entry per title query with at least ``min_links`` links to its articles.
+@dataclass
+class TitleRanking:
+    """How titles become queries: the score that ranks them and the thresholds they must pass.
 
-    The count of an entry is the number of links from article text to the articles
-    whose titles give this query, through one redirect hop. Titles without a letter,
-    such as "1990", are skipped.
+    ``rank`` is "pageviews" (needs pageview counts), "links" (links from other articles,
+    through one redirect hop) or "length" (characters of plain text).
     """
-    link_counts: Counter = Counter()
-    for title in titles:
+
+    rank: str = "links"
+    min_links: int = 0
+    min_pageviews: int = 0
+    limit: int | None = None
+
+    RANKS = ("pageviews", "links", "length")
+
+    def __post_init__(self) -> None:
+        if self.rank not in self.RANKS:
+            raise ValueError(f"invalid title rank {self.rank!r}: choose one of {', '.join(self.RANKS)}")
+
+
+def select_titles(
+    titles: Iterable[tuple[str, int, int]], ranking: TitleRanking, pageviews: dict[str, int] | None = None
+) -> list[QueryEntry]:
+    """Return title queries from ``(title, length, links)`` rows, best first by ``ranking.rank``.
+
+    An article passes when it has at least ``min_links`` links and, with pageviews
+    given, at least ``min_pageviews`` views. Titles that give the same query ("Mercury
+    (planet)" and "Mercury (element)") add up their links, views and lengths. Titles
+    without a letter, such as "1990", are skipped.
+    """
+    if ranking.rank == "pageviews" and pageviews is None:
+        raise ValueError("ranking titles by pageviews needs pageview files")
+    totals: dict[str, list[int]] = {}
+    for title, length, links in titles:
+        views = pageviews.get(title, 0) if pageviews is not None else 0
+        if links < ranking.min_links or (pageviews is not None and views < ranking.min_pageviews):
+            continue
         query = title_query(title)
-        if query and has_letter(query):
-            link_counts[query] += links_to.get(title, 0)
-    entries = [
-        QueryEntry(query=query, kind=QueryKind.TITLE.value, count=count)
-        for query, count in link_counts.items()
-        if count >= min_links
+        if not query or not has_letter(query):
+            continue
+        total = totals.setdefault(query, [0, 0, 0])
+        total[0] += links
+        total[1] += views
+        total[2] += length
+
+    score_index = {"links": 0, "pageviews": 1, "length": 2}[ranking.rank]
+    best = heapq.nlargest(
+        ranking.limit if ranking.limit is not None else len(totals),
+        totals.items(),
+        key=lambda item: (item[1][score_index], item[1][0], item[0]),
+    )
+    return [
+        QueryEntry(
+            query=query,
+            kind=QueryKind.TITLE.value,
+            count=links,
+            pageviews=views if pageviews is not None else None,
+        )
+        for query, (links, views, _length) in best
     ]
-    entries.sort(key=lambda entry: (-entry.count, entry.query))
-    return entries
 
 
-def merge_kinds(entries_by_kind: dict[QueryKind, list[QueryEntry]]) -> tuple[list[QueryEntry], dict[str, int]]:
-    """Concatenate the entries of each kind in ``KIND_PRIORITY`` order, dropping repeated queries.
+def select_wordnet(names: dict[str, int]) -> list[QueryEntry]:
+    """Return one entry per WordNet synset name, in WordNet's order; the count is its number of synsets."""
+    return [QueryEntry(query=name, kind=QueryKind.WORDNET.value, count=count) for name, count in names.items() if name]
 
-    A query that several kinds select keeps the entry of the first kind in
-    ``KIND_PRIORITY``. Returns the entries and the number dropped per kind.
+
+def merge_kinds(entries_by_kind: dict[QueryKind, list[QueryEntry]]) -> tuple[dict[QueryKind, list[QueryEntry]], dict[str, int]]:
+    """Drop each query that an earlier kind in ``KIND_PRIORITY`` already has.
+
+    Returns the entries of each kind without repeats, in their own order, and the
+    number dropped per kind.
     """
     seen: set[str] = set()
-    merged: list[QueryEntry] = []
+    unique: dict[QueryKind, list[QueryEntry]] = {}
     dropped: dict[str, int] = {}
     for kind in KIND_PRIORITY:
         dropped[kind.value] = 0
+        unique[kind] = []
         for entry in entries_by_kind.get(kind, []):
             if entry.query in seen:
                 dropped[kind.value] += 1
                 continue
             seen.add(entry.query)
-            merged.append(entry)
-    return merged, dropped
+            unique[kind].append(entry)
+    return unique, dropped
+
+
+def trim_to_size(entries_by_kind: dict[QueryKind, list[QueryEntry]], target_size: int | None) -> dict[str, int]:
+    """Cut the lists, best first within each kind, until they hold ``target_size`` entries in all.
+
+    Kinds are cut in ``TRIM_ORDER``: a kind is emptied from its weakest entry up before
+    the next kind loses any. Returns the number removed per kind.
+    """
+    removed = {kind.value: 0 for kind in KIND_PRIORITY}
+    if target_size is None:
+        return removed
+    excess = sum(len(entries) for entries in entries_by_kind.values()) - target_size
+    for kind in TRIM_ORDER:
+        if excess <= 0:
+            break
+        entries = entries_by_kind.get(kind, [])
+        cut = min(excess, len(entries))
+        if cut:
+            del entries[len(entries) - cut :]
+            removed[kind.value] = cut
+            excess -= cut
+    return removed
+
+
+def _by_count(entry: QueryEntry) -> tuple[int, str]:
+    return -entry.count, entry.query

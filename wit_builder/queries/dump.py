@@ -1,9 +1,15 @@
 """Streaming reader of MediaWiki pages-articles XML dumps.
 
-Reads ``.xml``, ``.xml.bz2`` (single- or multistream) and ``.xml.gz`` files with
-``xml.etree.ElementTree.iterparse`` and clears each page after it is read, so memory
+Reads ``.xml``, ``.xml.bz2`` (single- or multistream), ``.xml.gz`` and ``.xml.xz`` files
+with ``xml.etree.ElementTree.iterparse`` and clears each page after it is read, so memory
 stays flat however large the dump is. Element names are matched without their XML
-namespace, so every export schema version works (0.10 and 0.11 are tested).
+namespace, so every export schema version works (0.10 and 0.11 are tested). A dump whose
+XML declaration names an encoding that expat cannot read (a multi-byte one such as
+EUC-KR or Shift_JIS) is recoded to UTF-8 on the fly.
+
+The dump's <siteinfo> gives the local namespace names (``Datei:``, ``파일:``) and the
+case rule: on a "first-letter" wiki "paris" and "Paris" name the same page, on a
+"case-sensitive" wiki (Wiktionary) they do not.
 
 By default the reader yields only articles: pages in namespace 0 that are not
 redirects. A dump that ends in the middle of a page (a cut download) yields every
@@ -13,9 +19,12 @@ complete page and logs a warning that names where it stopped.
 from __future__ import annotations
 
 import bz2
+import codecs
 import dataclasses
 import gzip
+import io
 import logging
+import lzma
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -55,6 +64,14 @@ _CANONICAL_NAMESPACES = {
     "Category": 14,
     "Category talk": 15,
 }
+
+#: Case rules of <siteinfo><case>: titles differ only after their first letter, or in every letter.
+FIRST_LETTER = "first-letter"
+CASE_SENSITIVE = "case-sensitive"
+
+# Encodings that expat decodes itself. Any other declared encoding is recoded to UTF-8.
+_EXPAT_ENCODINGS = {"utf-8", "utf-16", "utf-16-le", "utf-16-be", "ascii", "latin-1"}
+_XML_DECLARATION = re.compile(rb"""\A(?:\xef\xbb\xbf)?<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._\-]+)["']""")
 
 # "#REDIRECT [[Target]]" in any case, with or without spaces or a colon before the link.
 _REDIRECT_TEXT = re.compile(r"\A\s*#\s*redirect\b\s*:?\s*(?:\[\[([^\]|#]*))?", re.IGNORECASE)
@@ -106,6 +123,27 @@ class Namespaces:
         return ARTICLE_NAMESPACE if key is None else key
 
 
+@dataclass
+class SiteInfo:
+    """What a dump's <siteinfo> says about its wiki."""
+
+    sitename: str = ""
+    dbname: str = ""
+    language: str = ""
+    case: str = FIRST_LETTER
+    encoding: str = "utf-8"
+    namespaces: Namespaces = field(default_factory=Namespaces.default)
+
+    @property
+    def first_letter_case(self) -> bool:
+        """True when titles are case-insensitive in their first letter, as on every Wikipedia."""
+        return self.case != CASE_SENSITIVE
+
+    def normalize_title(self, title: str) -> str:
+        """Return ``title`` as this wiki stores it (see ``normalize_title``)."""
+        return normalize_title(title, first_letter=self.first_letter_case)
+
+
 @dataclass(frozen=True)
 class WikiPage:
     """One page of a dump: its title, namespace number, page id and the wikitext of its last revision.
@@ -136,12 +174,15 @@ class DumpStats:
         return dataclasses.asdict(self)
 
 
-def normalize_title(title: str) -> str:
+def normalize_title(title: str, first_letter: bool = True) -> str:
     """Return ``title`` as MediaWiki stores it: underscores as spaces, single spaces, first letter upper case.
 
     This matches the page titles of a dump with the way links and redirects spell them.
+    With ``first_letter`` False (a case-sensitive wiki) the case is left alone.
     """
     title = " ".join(title.replace("_", " ").split())
+    if not first_letter:
+        return title
     return title[:1].upper() + title[1:]
 
 
@@ -163,7 +204,71 @@ def _open_compressed(raw: BinaryIO, path: Path) -> BinaryIO:
         return bz2.BZ2File(raw)
     if suffix == ".gz":
         return gzip.GzipFile(fileobj=raw)
+    if suffix == ".xz":
+        return lzma.LZMAFile(raw)
     return raw
+
+
+def declared_encoding(head: bytes) -> str:
+    """Return the normalized encoding named in an XML declaration, "utf-8" when none is named.
+
+    A UTF-16 byte-order mark gives "utf-16". An unknown encoding name raises DumpFormatError.
+    """
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    match = _XML_DECLARATION.match(head)
+    if match is None:
+        return "utf-8"
+    name = match.group(1).decode("ascii")
+    try:
+        return codecs.lookup(name).name
+    except LookupError as error:
+        raise DumpFormatError(f"the XML declaration names an unknown encoding {name!r}") from error
+
+
+class _Utf8Recoder(io.RawIOBase):
+    """A byte stream that decodes ``stream`` from ``encoding`` and gives the text back as UTF-8.
+
+    The XML declaration is rewritten to say UTF-8, so expat reads the result as it is.
+    """
+
+    def __init__(self, stream: BinaryIO, encoding: str):
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._stream = stream
+        self._buffer = b""
+        self._first = True
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while not self._buffer and not self._done:
+            chunk = self._stream.read(1 << 16)
+            text = self._decoder.decode(chunk, final=not chunk)
+            if self._first and text:
+                text = re.sub(r"""\A(\ufeff?<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""", r'\1"utf-8"', text, count=1)
+                self._first = False
+            self._buffer = text.encode("utf-8")
+            self._done = not chunk
+        size = min(len(target), len(self._buffer))
+        target[:size] = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return size
+
+
+def xml_byte_stream(stream: BinaryIO) -> tuple[BinaryIO, str]:
+    """Return a stream expat can parse and the encoding the XML declares.
+
+    Encodings expat knows (UTF-8, UTF-16, ASCII, Latin-1) pass through; others, such as
+    EUC-KR, Shift_JIS or windows-1252, are recoded to UTF-8.
+    """
+    buffered = io.BufferedReader(stream, buffer_size=1 << 16) if not hasattr(stream, "peek") else stream
+    encoding = declared_encoding(buffered.peek(512)[:512])
+    if encoding in _EXPAT_ENCODINGS:
+        return buffered, encoding
+    logger.info("recoding the dump from %s to UTF-8", encoding)
+    return io.BufferedReader(_Utf8Recoder(buffered, encoding), buffer_size=1 << 16), encoding
 
 
 class DumpReader:
@@ -198,13 +303,18 @@ class DumpReader:
         self.max_articles = max_articles
         self.progress = progress
         self.progress_desc = progress_desc
-        self.namespaces = Namespaces.default()
+        self.siteinfo = SiteInfo()
         self.stats = DumpStats()
+
+    @property
+    def namespaces(self) -> Namespaces:
+        """Namespace names: the canonical ones plus those of the dump's <siteinfo> once it is read."""
+        return self.siteinfo.namespaces
 
     def __iter__(self) -> Iterator[WikiPage]:
         self.stats = DumpStats()
         size = self.path.stat().st_size
-        with open(self.path, "rb") as raw, _open_compressed(raw, self.path) as stream:
+        with open(self.path, "rb") as raw, _open_compressed(raw, self.path) as compressed:
             bar = tqdm(
                 total=size,
                 unit="B",
@@ -214,6 +324,10 @@ class DumpReader:
                 disable=not self.progress,
             )
             try:
+                try:
+                    stream, self.siteinfo.encoding = xml_byte_stream(compressed)
+                except (OSError, EOFError) as error:
+                    raise DumpFormatError(f"{self.path} cannot be decompressed: {error}") from error
                 yield from self._iter_stream(stream, raw, bar)
             finally:
                 self.stats.bytes_read = raw.tell()
@@ -235,17 +349,18 @@ class DumpReader:
                                 f"{self.path} is not a MediaWiki XML dump: the root element is "
                                 f"<{_local_name(root.tag)}>, expected <mediawiki>"
                             )
+                        self.siteinfo.language = root.get("{http://www.w3.org/XML/1998/namespace}lang", "")
                     continue
 
                 name = _local_name(element.tag)
                 if name == "siteinfo":
-                    self._read_siteinfo(element)
+                    read_siteinfo_element(element, self.siteinfo)
                     root.clear()
                     continue
                 if name != "page":
                     continue
 
-                page = self._read_page(element)
+                page = read_page_element(element, self.namespaces)
                 root.clear()
                 self.stats.pages_seen += 1
                 last_page = page
@@ -305,49 +420,80 @@ class DumpReader:
             return self.include_redirects
         return True
 
-    def _read_siteinfo(self, siteinfo: ET.Element) -> None:
-        for child in siteinfo:
-            if _local_name(child.tag) != "namespaces":
-                continue
+def read_siteinfo_element(siteinfo: ET.Element, into: SiteInfo) -> SiteInfo:
+    """Fill ``into`` from a <siteinfo> element: names, case rule and local namespace names."""
+    for child in siteinfo:
+        name = _local_name(child.tag)
+        if name in ("sitename", "dbname"):
+            setattr(into, name, (child.text or "").strip())
+        elif name == "case":
+            into.case = (child.text or FIRST_LETTER).strip()
+        elif name == "namespaces":
             for namespace in child:
                 key = namespace.get("key")
                 if key is None or not namespace.text:
                     continue
                 try:
-                    self.namespaces.add(namespace.text, int(key))
+                    into.namespaces.add(namespace.text, int(key))
                 except ValueError:
                     logger.warning("skipped namespace %r with a non-numeric key %r", namespace.text, key)
+    return into
 
-    def _read_page(self, page: ET.Element) -> WikiPage:
-        title = ""
-        namespace: int | None = None
-        page_id = -1
-        redirect_element: str | None = None
-        text = ""
 
-        for child in page:
-            name = _local_name(child.tag)
-            if name == "title":
-                title = child.text or ""
-            elif name == "ns":
-                namespace = _parse_int(child.text, default=ARTICLE_NAMESPACE)
-            elif name == "id":
-                page_id = _parse_int(child.text, default=-1)
-            elif name == "redirect":
-                redirect_element = child.get("title", "")
-            elif name == "revision":
-                # A history dump has several revisions per page. The last one is the current text.
-                for part in child:
-                    if _local_name(part.tag) == "text":
-                        text = part.text or ""
+def read_page_element(page: ET.Element, namespaces: Namespaces) -> WikiPage:
+    """Return the ``WikiPage`` of a <page> element; the last revision's text is the page text."""
+    title = ""
+    namespace: int | None = None
+    page_id = -1
+    redirect_element: str | None = None
+    text = ""
 
-        if namespace is None:
-            namespace = self.namespaces.namespace_of_title(title)
+    for child in page:
+        name = _local_name(child.tag)
+        if name == "title":
+            title = child.text or ""
+        elif name == "ns":
+            namespace = _parse_int(child.text, default=ARTICLE_NAMESPACE)
+        elif name == "id":
+            page_id = _parse_int(child.text, default=-1)
+        elif name == "redirect":
+            redirect_element = child.get("title", "")
+        elif name == "revision":
+            # A history dump has several revisions per page. The last one is the current text.
+            for part in child:
+                if _local_name(part.tag) == "text":
+                    text = part.text or ""
 
-        redirect = redirect_target_of_text(text)
-        if redirect_element is not None:
-            redirect = redirect_element or redirect or ""
-        return WikiPage(title=title, namespace=namespace, page_id=page_id, text=text, redirect=redirect)
+    if namespace is None:
+        namespace = namespaces.namespace_of_title(title)
+
+    redirect = redirect_target_of_text(text)
+    if redirect_element is not None:
+        redirect = redirect_element or redirect or ""
+    return WikiPage(title=title, namespace=namespace, page_id=page_id, text=text, redirect=redirect)
+
+
+def read_siteinfo(path: str | os.PathLike) -> SiteInfo:
+    """Read only the <siteinfo> of a dump (the start of the file), without reading its pages."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"dump not found: {path}")
+    info = SiteInfo()
+    with open(path, "rb") as raw, _open_compressed(raw, path) as compressed:
+        stream, info.encoding = xml_byte_stream(compressed)
+        try:
+            for event, element in ET.iterparse(stream, events=("start", "end")):
+                name = _local_name(element.tag)
+                if event == "start" and name == "mediawiki":
+                    info.language = element.get("{http://www.w3.org/XML/1998/namespace}lang", "")
+                elif event == "start" and name == "page":
+                    break
+                elif event == "end" and name == "siteinfo":
+                    read_siteinfo_element(element, info)
+                    break
+        except (ET.ParseError, EOFError, OSError) as error:
+            raise DumpFormatError(f"cannot read the <siteinfo> of {path}: {error}") from error
+    return info
 
 
 def _parse_int(text: str | None, default: int) -> int:

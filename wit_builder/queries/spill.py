@@ -1,0 +1,120 @@
+"""Counting in bounded memory: counters that spill sorted runs to disk, and their merge.
+
+A ``SpillCounter`` counts string keys in a dict until it holds ``max_entries`` keys,
+then writes them sorted to a run file and starts again. ``merge_runs`` reads any number
+of run files, from any number of processes, in one streaming k-way merge and yields
+each key once with its total count, in sorted order. Memory is thus bounded by
+``max_entries`` per counter, whatever the number of distinct keys.
+
+A run file is UTF-8 text, one ``key<TAB>count`` line per key, in code-point order of
+the keys. Keys must not contain a tab or a line break. Runs are compressed with zlib's
+fastest level, which halves their size at little cost.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+#: Default number of keys a counter holds before it spills: about 1.5 GB of Python dict
+#: for short words (an estimate of ~150 bytes per entry for keys, ints and the table).
+DEFAULT_MAX_ENTRIES = 10_000_000
+APPROX_BYTES_PER_ENTRY = 150
+
+
+@dataclass
+class SpillCounter:
+    """A string counter that writes sorted runs to ``folder`` when it holds ``max_entries`` keys."""
+
+    folder: Path
+    name: str
+    max_entries: int = DEFAULT_MAX_ENTRIES
+    counts: dict[str, int] = field(default_factory=dict)
+    runs: list[Path] = field(default_factory=list)
+    spilled_entries: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_entries < 1:
+            raise ValueError(f"invalid max_entries {self.max_entries}: it must be at least 1")
+        self.folder = Path(self.folder)
+
+    def add(self, key: str, count: int = 1) -> None:
+        """Add ``count`` to ``key``."""
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + count
+        if len(counts) >= self.max_entries:
+            self.spill()
+
+    def update(self, keys: Iterable[str]) -> None:
+        """Add one to each key of ``keys``."""
+        counts = self.counts
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+        if len(counts) >= self.max_entries:
+            self.spill()
+
+    def spill(self) -> Path | None:
+        """Write the keys held in memory to a new sorted run and forget them; return the run's path."""
+        if not self.counts:
+            return None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{self.name}-{os.getpid()}-{len(self.runs):05d}.run.gz"
+        temporary = path.with_name(f".{path.name}.tmp")
+        with gzip.open(temporary, "wt", encoding="utf-8", compresslevel=1, newline="\n") as run:
+            run.writelines(f"{key}\t{count}\n" for key, count in sorted(self.counts.items()))
+        os.replace(temporary, path)
+        self.spilled_entries += len(self.counts)
+        self.runs.append(path)
+        self.counts = {}
+        return path
+
+    def finish(self) -> list[Path]:
+        """Spill what is left and return every run written."""
+        self.spill()
+        return list(self.runs)
+
+
+def read_run(path: Path) -> Iterator[tuple[str, int]]:
+    """Yield the ``(key, count)`` pairs of one run file in its order."""
+    with gzip.open(path, "rt", encoding="utf-8", newline="\n") as run:
+        for line in run:
+            key, _tab, count = line.rstrip("\n").rpartition("\t")
+            yield key, int(count)
+
+
+def merge_runs(paths: Iterable[Path]) -> Iterator[tuple[str, int]]:
+    """Yield every key of the runs ``paths`` once, with the sum of its counts, in sorted order."""
+    merged = heapq.merge(*(read_run(Path(path)) for path in paths), key=_key_of)
+    for key, group in itertools.groupby(merged, key=_key_of):
+        yield key, sum(count for _key, count in group)
+
+
+def _key_of(item: tuple[str, int]) -> str:
+    return item[0]
+
+
+def join_sorted(left: Iterator[tuple[str, int]], right: Iterator[tuple[str, int]]) -> Iterator[tuple[str, int, int]]:
+    """Join two key-sorted streams; yield ``(key, left_count, right_count)`` for keys in ``left``.
+
+    ``right_count`` is 0 for a key that ``right`` lacks. Keys of ``right`` missing from
+    ``left`` are skipped.
+    """
+    right_item = next(right, None)
+    for key, count in left:
+        while right_item is not None and right_item[0] < key:
+            right_item = next(right, None)
+        if right_item is not None and right_item[0] == key:
+            yield key, count, right_item[1]
+        else:
+            yield key, count, 0
+
+
+def remove_runs(paths: Iterable[Path]) -> None:
+    """Delete run files that are no longer needed."""
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
