@@ -8,7 +8,9 @@ CONSTRAINTS := requirements/constraints.txt
 INSTALLED := $(VENV)/.installed
 PIPELINE ?= pipelines/sample.toml
 DUMP ?=
+INDEX ?=
 OUT ?= runs/queries
+QUERY_ARGS ?=
 
 .PHONY: install sample run test queries report clean
 
@@ -29,8 +31,8 @@ test: install
 	$(BIN)/pytest
 
 queries: install
-	@test -n "$(DUMP)" || { echo "usage: make queries DUMP=path/to/pages-articles.xml.bz2 [OUT=folder]"; exit 2; }
-	$(BIN)/wit queries build $(DUMP) --out $(OUT)
+	@test -n "$(DUMP)" || { echo "usage: make queries DUMP=path/to/pages-articles.xml.bz2 [INDEX=multistream-index.txt.bz2] [OUT=folder] [QUERY_ARGS='--wordnet /usr/share/wordnet']"; exit 2; }
+	$(BIN)/wit queries build $(DUMP) --out $(OUT) $(if $(INDEX),--index $(INDEX)) $(QUERY_ARGS)
 
 clean:
 	rm -rf runs build *.egg-info

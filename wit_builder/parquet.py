@@ -63,7 +63,10 @@ def atomic_write_table(table: pa.Table, path: str | os.PathLike) -> Path:
 def write_records(path: str | os.PathLike, records: list, record_type: type) -> Path:
     """Write a list of ``record_type`` instances as one parquet file."""
     schema = schema_for(record_type)
-    rows = [dataclasses.asdict(record) for record in records]
+    # Records are flat dataclasses, so reading the fields is enough; dataclasses.asdict
+    # deep-copies every value and costs about ten times more.
+    names = [field.name for field in dataclasses.fields(record_type)]
+    rows = [{name: getattr(record, name) for name in names} for record in records]
     table = pa.Table.from_pylist(rows, schema=schema)
     return atomic_write_table(table, path)
 

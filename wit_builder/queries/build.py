@@ -471,8 +471,10 @@ def _write_outputs(out_dir: Path, entries: list[QueryEntry], build_info: dict) -
         QUERIES_TEXT: _write_text_atomically(out_dir / QUERIES_TEXT, "".join(f"{entry.query}\n" for entry in entries)),
         BUILD_JSON: _write_text_atomically(out_dir / BUILD_JSON, json.dumps(build_info, indent=2) + "\n"),
     }
-    top = {kind: [dataclasses.asdict(entry) for entry in entries if entry.kind == kind][:TOP_QUERIES_IN_STATS]
-           for kind in (kind.value for kind in KIND_PRIORITY)}
+    top: dict[str, list[dict]] = {kind.value: [] for kind in KIND_PRIORITY}
+    for entry in entries:
+        if len(top[entry.kind]) < TOP_QUERIES_IN_STATS:
+            top[entry.kind].append(dataclasses.asdict(entry))
     paths["stats.json"] = write_stage_stats(
         out_dir,
         STAGE,

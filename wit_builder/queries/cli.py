@@ -20,6 +20,7 @@ from wit_builder.queries.build import (
     top_queries_by_kind,
 )
 from wit_builder.queries.counting import TitleRanking
+from wit_builder.queries.fetch_cli import add_fetch_parser
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -139,6 +140,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     build.set_defaults(func=run_build)
 
+    add_fetch_parser(commands)
 
     stats = commands.add_parser(
         "stats",

@@ -17,6 +17,7 @@ import gzip
 import heapq
 import itertools
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -34,7 +35,7 @@ class SpillCounter:
     folder: Path
     name: str
     max_entries: int = DEFAULT_MAX_ENTRIES
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: Counter = field(default_factory=Counter)
     runs: list[Path] = field(default_factory=list)
     spilled_entries: int = 0
 
@@ -45,17 +46,18 @@ class SpillCounter:
 
     def add(self, key: str, count: int = 1) -> None:
         """Add ``count`` to ``key``."""
-        counts = self.counts
-        counts[key] = counts.get(key, 0) + count
-        if len(counts) >= self.max_entries:
+        self.counts[key] += count
+        if len(self.counts) >= self.max_entries:
             self.spill()
 
     def update(self, keys: Iterable[str]) -> None:
-        """Add one to each key of ``keys``."""
-        counts = self.counts
-        for key in keys:
-            counts[key] = counts.get(key, 0) + 1
-        if len(counts) >= self.max_entries:
+        """Add one to each key of ``keys``.
+
+        The check against ``max_entries`` comes after the whole batch, so a counter can
+        pass it by the distinct keys of one call (one article's words, say).
+        """
+        self.counts.update(keys)
+        if len(self.counts) >= self.max_entries:
             self.spill()
 
     def spill(self) -> Path | None:
@@ -70,7 +72,7 @@ class SpillCounter:
         os.replace(temporary, path)
         self.spilled_entries += len(self.counts)
         self.runs.append(path)
-        self.counts = {}
+        self.counts = Counter()
         return path
 
     def finish(self) -> list[Path]:
