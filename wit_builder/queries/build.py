@@ -194,7 +194,8 @@ def build_queries(
     ``bigram_min_count`` occurrences and a PMI of at least ``pmi_threshold`` bits (see
     ``wit_builder.queries.counting``). Titles are ranked by ``title_rank`` and must pass
     ``title_min_links`` and, with ``pageviews`` files, ``title_min_pageviews``.
-    ``wordnet`` is a WordNet 3.0 database folder whose synset names are added.
+    ``wordnet`` is a WordNet 3.0 database folder whose synset names are added, or
+    "auto" to look in the usual places (see ``wit_builder.queries.wordnet``).
     ``index`` is the multistream index of the dump, which lets ``workers`` processes
     read separate parts of it. ``memory_limit_gb`` sets the spill size unless
     ``max_entries`` is given. ``max_pages`` stops each pass after that many articles.
@@ -224,7 +225,7 @@ def build_queries(
     dump_path = Path(dump_path)
     siteinfo = read_siteinfo(dump_path)
     source = DumpSource(dump_path, siteinfo, Path(index) if index is not None else None, max_pages)
-    extras = _read_extras(pageviews, pageviews_wiki or siteinfo.language or "en", wordnet)
+    extras = _read_extras(pageviews, pageviews_wiki or siteinfo.language or "en", title_min_pageviews, wordnet)
     extras.inputs.update(
         dump=str(dump_path.resolve()),
         dump_bytes=dump_path.stat().st_size,
@@ -286,12 +287,14 @@ def build_queries_from_articles(
     return _build(count_words, count_pairs, Path(out_dir), params, extras, {"articles_given": len(articles)})
 
 
-def _read_extras(pageviews: list | None, wiki: str, wordnet: str | os.PathLike | None) -> _Extras:
+def _read_extras(pageviews: list | None, wiki: str, min_views: int, wordnet: str | os.PathLike | None) -> _Extras:
     extras = _Extras()
     if pageviews:
         from wit_builder.queries.pageviews import read_pageviews
 
-        counted = read_pageviews(pageviews, wiki=wiki)
+        # NOTE: the sums hold one entry per viewed title of the wiki (about 130 bytes
+        # each); a high title_min_pageviews drops most of them as the files are read.
+        counted = read_pageviews(pageviews, wiki=wiki, min_views=min_views)
         extras.pageviews = counted.views
         extras.inputs["pageviews"] = {
             "files": [str(path) for path in pageviews],
@@ -299,8 +302,15 @@ def _read_extras(pageviews: list | None, wiki: str, wordnet: str | os.PathLike |
             "titles": len(counted.views),
         }
     if wordnet is not None:
-        from wit_builder.queries.wordnet import read_synset_names
+        from wit_builder.queries.wordnet import find_wordnet_folder, read_synset_names
 
+        if str(wordnet) == "auto":
+            wordnet = find_wordnet_folder()
+            if wordnet is None:
+                raise FileNotFoundError(
+                    "no WordNet 3.0 folder found in $WORDNET_DIR, $WNSEARCHDIR or /usr/share/wordnet: "
+                    "install it with `apt-get install --no-install-recommends wordnet-base` or pass a folder"
+                )
         names = read_synset_names(wordnet)
         extras.wordnet = names.names
         extras.inputs["wordnet"] = {"folder": str(wordnet), "names": len(names.names)}

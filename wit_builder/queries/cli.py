@@ -110,10 +110,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument(
         "--wordnet",
-        type=Path,
+        nargs="?",
+        const="auto",
         default=None,
         metavar="FOLDER",
-        help="WordNet 3.0 database folder (Debian's wordnet-base: /usr/share/wordnet) whose synset names are added",
+        help="add WordNet 3.0 synset names from FOLDER, or, without FOLDER, from $WORDNET_DIR or "
+        "/usr/share/wordnet (Debian's wordnet-base)",
     )
     build.add_argument(
         "--target-size",

@@ -40,8 +40,10 @@ from wit_builder.records import QueryEntry, QueryKind
 KIND_PRIORITY = (QueryKind.UNIGRAM, QueryKind.BIGRAM, QueryKind.TITLE, QueryKind.WORDNET)
 
 #: Order in which ``trim_to_size`` removes entries when the list is over its target size:
-#: the weakest titles go first, then bigrams, then unigrams; WordNet synsets go last.
-TRIM_ORDER = (QueryKind.TITLE, QueryKind.BIGRAM, QueryKind.UNIGRAM, QueryKind.WORDNET)
+#: the least linked or viewed titles go first, then the least frequent bigrams, then
+#: WordNet names from the end of the files (adverbs before nouns). Unigrams, the core of
+#: CLIP's list, go last, least frequent first.
+TRIM_ORDER = (QueryKind.TITLE, QueryKind.BIGRAM, QueryKind.WORDNET, QueryKind.UNIGRAM)
 
 _TITLE_QUALIFIER = re.compile(r"\s+\([^()]*\)\Z")
 
