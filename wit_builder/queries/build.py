@@ -59,7 +59,7 @@ from wit_builder.queries.counting import (
     trim_to_size,
 )
 from wit_builder.queries.dump import read_siteinfo
-from wit_builder.queries.passes import DumpSource, PassOutcome, run_pass
+from wit_builder.queries.passes import DumpSource, PassOutcome, run_cache_pass, run_pass
 from wit_builder.queries.spill import APPROX_BYTES_PER_ENTRY, join_sorted, merge_runs
 from wit_builder.records import QueryEntry, QueryKind
 from wit_builder.stats import write_stage_stats
@@ -240,12 +240,14 @@ def build_queries(
     logger.info("building queries from %s into %s with %d workers", dump_path, out_dir, workers)
 
     def count_words(counters: PassCounters) -> PassOutcome:
-        make = functools.partial(WordPass, counters, lowercase=lowercase, include_titles=include_titles)
+        make = functools.partial(
+            WordPass, counters, lowercase=lowercase, include_titles=include_titles, cache_tokens=include_bigrams
+        )
         return run_pass(make, source, workers=workers, progress=progress, desc=f"queries pass 1/{passes}: words and titles")
 
-    def count_pairs(counters: PassCounters, words: frozenset[str]) -> PassOutcome:
-        make = functools.partial(PairPass, counters, words, lowercase=lowercase)
-        return run_pass(make, source, workers=workers, progress=progress, desc=f"queries pass 2/{passes}: bigrams")
+    def count_pairs(counters: PassCounters, words: frozenset[str], files: list[Path]) -> PassOutcome:
+        make = functools.partial(PairPass, counters, words)
+        return run_cache_pass(make, files, workers=workers, progress=progress, desc=f"queries pass 2/{passes}: bigrams")
 
     run_parameters = {"workers": workers, "memory_limit_gb": memory_limit_gb, "max_pages": max_pages}
     return _build(count_words, count_pairs, Path(out_dir), params, extras, run_parameters)
@@ -279,10 +281,17 @@ def build_queries_from_articles(
         return outcome
 
     def count_words(counters: PassCounters) -> PassOutcome:
-        return count(WordPass(counters, lowercase=params.lowercase, include_titles=params.include_titles))
+        return count(
+            WordPass(
+                counters,
+                lowercase=params.lowercase,
+                include_titles=params.include_titles,
+                cache_tokens=params.include_bigrams,
+            )
+        )
 
-    def count_pairs(counters: PassCounters, words: frozenset[str]) -> PassOutcome:
-        return count(PairPass(counters, words, lowercase=params.lowercase))
+    def count_pairs(counters: PassCounters, words: frozenset[str], files: list[Path]) -> PassOutcome:
+        return run_cache_pass(functools.partial(PairPass, counters, words), files, progress=False)
 
     return _build(count_words, count_pairs, Path(out_dir), params, extras, {"articles_given": len(articles)})
 
@@ -319,7 +328,7 @@ def _read_extras(pageviews: list | None, wiki: str, min_views: int, wordnet: str
 
 def _build(
     count_words: Callable[[PassCounters], PassOutcome],
-    count_pairs: Callable[[PassCounters, frozenset[str]], PassOutcome],
+    count_pairs: Callable[[PassCounters, frozenset[str], list[Path]], PassOutcome],
     out_dir: Path,
     params: QueryParams,
     extras: _Extras,
@@ -357,7 +366,7 @@ def _build(
         pairs: PassOutcome | None = None
         if params.include_bigrams:
             pass_started = time.monotonic()
-            pairs = count_pairs(counters, frozenset(frequent))
+            pairs = count_pairs(counters, frozenset(frequent), words.runs["tokens"])
             timings["pass_2_s"] = round(time.monotonic() - pass_started, 3)
             entries_by_kind[QueryKind.BIGRAM], distinct_bigrams = select_bigrams(
                 merge_runs(pairs.runs["bigrams"]),
@@ -396,7 +405,10 @@ def _build(
         "titles_seen": titles_seen,
         "links_counted": stats["links"],
     }
-    spilled = {"pass_1_runs": sum(len(paths) for paths in words.runs.values())}
+    spilled = {
+        "pass_1_runs": sum(len(paths) for name, paths in words.runs.items() if name != "tokens"),
+        "token_cache_files": len(words.runs["tokens"]),
+    }
     if pairs is not None:
         spilled["pass_2_runs"] = len(pairs.runs["bigrams"])
     truncated = words.truncated or (pairs is not None and pairs.truncated)

@@ -1,10 +1,12 @@
 """Count passes over articles, and the query entries their counts select.
 
 ``WordPass`` is the first pass: word tokens, article titles with their lengths, links
-and redirects. ``PairPass`` is the second: adjacent pairs of frequent words. Each pass
-keeps its counts in ``SpillCounter`` objects, so one process holds at most
-``max_entries`` keys per counter and the rest waits on disk in sorted runs that
-``merge_runs`` adds up later, across every process of a build.
+and redirects. It also writes each article's token runs to a ``TokenCache``: gzip text
+files with one run per line. ``PairPass`` is the second pass: it reads those files, not
+the dump, and counts adjacent pairs of frequent words, so markup is stripped and text
+tokenized once per build. Each pass keeps its counts in ``SpillCounter`` objects, so one
+process holds at most ``max_entries`` keys per counter and the rest waits on disk in
+sorted runs that ``merge_runs`` adds up later, across every process of a build.
 
 Bigram association is pointwise mutual information in bits, the formula of NLTK's
 ``BigramAssocMeasures.pmi`` that MetaCLIP's build_metadata.py uses:
@@ -20,19 +22,20 @@ than 2**30 (about 1.07 billion) tokens.
 
 from __future__ import annotations
 
+import gzip
 import heapq
 import math
+import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from wit_builder.queries.articles import ArticleMaker, ArticleText
 from wit_builder.queries.dump import ARTICLE_NAMESPACE, SiteInfo, WikiPage
 from wit_builder.queries.spill import SpillCounter
-from wit_builder.queries import tokens as _tokens
-from wit_builder.queries.tokens import has_letter, iter_token_runs, tokenize
+from wit_builder.queries.tokens import has_letter, iter_token_runs, join_tokens
 from wit_builder.records import QueryEntry, QueryKind
 
 #: Priority of query kinds when one string qualifies as several: the first kind wins.
@@ -52,6 +55,10 @@ _TITLE_QUALIFIER = re.compile(r"\s+\([^()]*\)\Z")
 REDIRECT_SEPARATOR = "\x00"
 
 
+#: Characters of token runs a cache file takes before the next file starts.
+TOKEN_CACHE_FILE_CHARS = 64 << 20
+
+
 @dataclass
 class PassCounters:
     """Where a pass spills its counts, and how many keys a counter holds before it spills."""
@@ -63,14 +70,53 @@ class PassCounters:
         return SpillCounter(self.folder, name, self.max_entries)
 
 
+class TokenCache:
+    """Gzip text files of token runs, one run per line, tokens separated by spaces.
+
+    A new file starts every ``TOKEN_CACHE_FILE_CHARS`` characters, so the second pass
+    can share the files out among its workers.
+    """
+
+    def __init__(self, folder: Path, file_chars: int = TOKEN_CACHE_FILE_CHARS):
+        self.folder = Path(folder)
+        self.file_chars = file_chars
+        self.files: list[Path] = []
+        self._file = None
+        self._chars = 0
+
+    def write(self, runs: list[list[str]]) -> None:
+        """Append the runs of one article."""
+        if self._file is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f"tokens-{os.getpid()}-{len(self.files):05d}.txt.gz"
+            self._file = gzip.open(path, "wt", encoding="utf-8", compresslevel=1, newline="\n")
+            self.files.append(path)
+            self._chars = 0
+        text = "".join(" ".join(run) + "\n" for run in runs)
+        self._file.write(text)
+        self._chars += len(text)
+        if self._chars >= self.file_chars:
+            self.close()
+
+    def close(self) -> list[Path]:
+        """Close the open file and return every file written."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        return list(self.files)
+
+
 class WordPass:
     """First pass: tokens, titles (with plain-text length), links and redirects."""
 
     COUNTERS = ("unigrams", "titles", "links", "redirects")
 
-    def __init__(self, counters: PassCounters, *, lowercase: bool = False, include_titles: bool = True):
+    def __init__(
+        self, counters: PassCounters, *, lowercase: bool = False, include_titles: bool = True, cache_tokens: bool = True
+    ):
         self.lowercase = lowercase
         self.include_titles = include_titles
+        self.cache = TokenCache(counters.folder / "tokens") if cache_tokens else None
         self.unigrams = counters.counter("unigrams")
         self.titles = counters.counter("titles")
         self.links = counters.counter("links")
@@ -98,7 +144,10 @@ class WordPass:
     def add_article(self, article: ArticleText) -> None:
         """Count the tokens, title and links of one article."""
         self.stats["articles"] += 1
-        tokens = tokenize(article.text, self.lowercase)
+        runs = list(iter_token_runs(article.text, self.lowercase))
+        if self.cache is not None:
+            self.cache.write(runs)
+        tokens = [token for run in runs for token in run]
         self.unigrams.update(tokens)
         self.stats["tokens"] += len(tokens)
         if not self.include_titles:
@@ -111,42 +160,37 @@ class WordPass:
         self.stats["links"] += len(article.links)
 
     def finish(self) -> dict[str, list[Path]]:
-        """Spill every counter and return their runs by counter name."""
-        return {name: getattr(self, name).finish() for name in self.COUNTERS}
+        """Spill every counter and return their runs by counter name, and the token cache files."""
+        runs = {name: getattr(self, name).finish() for name in self.COUNTERS}
+        runs["tokens"] = self.cache.close() if self.cache is not None else []
+        return runs
 
 
 class PairPass:
-    """Second pass: adjacent pairs of ``words``, keyed "first second"."""
+    """Second pass: adjacent pairs of ``words`` in the token cache, keyed "first second"."""
 
     COUNTERS = ("bigrams",)
 
-    def __init__(self, counters: PassCounters, words: frozenset[str], *, lowercase: bool = False):
+    def __init__(self, counters: PassCounters, words: frozenset[str]):
         self.words = words
-        self.lowercase = lowercase
         self.bigrams = counters.counter("bigrams")
         self.stats: Counter = Counter()
-        self._maker: ArticleMaker | None = None
 
-    def add_page(self, page: WikiPage, siteinfo: SiteInfo) -> None:
-        """Count the pairs of one article page; other pages are skipped."""
-        if page.namespace != ARTICLE_NAMESPACE or page.redirect is not None:
-            return
-        if self._maker is None or self._maker.siteinfo is not siteinfo:
-            self._maker = ArticleMaker(siteinfo, with_links=False)
-        self.add_article(self._maker.make(page))
-
-    def add_article(self, article: ArticleText) -> None:
-        self.stats["articles"] += 1
-        self.bigrams.update(iter_bigrams(article.text, self.words, self.lowercase))
+    def add_cache_file(self, path: Path) -> None:
+        """Count the pairs of every token run in one token cache file."""
+        words = self.words
+        with gzip.open(path, "rt", encoding="utf-8", newline="\n") as lines:
+            for line in lines:
+                run = line.split()
+                if len(run) < 2:
+                    continue
+                self.bigrams.update(
+                    [f"{first} {second}" for first, second in zip(run, run[1:]) if first in words and second in words]
+                )
+        self.stats["cache_files"] += 1
 
     def finish(self) -> dict[str, list[Path]]:
         return {"bigrams": self.bigrams.finish()}
-
-
-def _join_tokens(first: str, second: str) -> str:
-    # LEAD-TEMP: until tokens.join_tokens lands.
-    join = getattr(_tokens, "join_tokens", None)
-    return join(first, second) if join is not None else f"{first} {second}"
 
 
 def _clean_key(title: str) -> str:
@@ -235,7 +279,7 @@ def select_bigrams(
         elif item > kept[0]:
             heapq.heapreplace(kept, item)
     entries = [
-        QueryEntry(query=_join_tokens(*pair.split(" ", 1)), kind=QueryKind.BIGRAM.value, count=count, pmi=round(score, 4))
+        QueryEntry(query=join_tokens(*pair.split(" ", 1)), kind=QueryKind.BIGRAM.value, count=count, pmi=round(score, 4))
         for count, pair, score in kept
     ]
     entries.sort(key=_by_count)

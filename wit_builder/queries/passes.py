@@ -11,6 +11,7 @@ Three ways to read, chosen by ``run_pass``:
 
 Each worker keeps one pass object for the whole run and spills its counts to run files,
 so only file names and small stats come back through the result queue.
+``run_cache_pass`` shares out the token cache files of a first pass in the same way.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ class CountingPass(Protocol):
     stats: Counter
 
     def add_page(self, page: WikiPage, siteinfo: SiteInfo) -> None: ...
+
+    def finish(self) -> dict[str, list[Path]]: ...
+
+
+class CachePass(Protocol):
+    stats: Counter
+
+    def add_cache_file(self, path: Path) -> None: ...
 
     def finish(self) -> dict[str, list[Path]]: ...
 
@@ -102,6 +111,39 @@ def run_pass(
     return outcome
 
 
+def run_cache_pass(
+    make_pass: Callable[[], CachePass],
+    files: list[Path],
+    *,
+    workers: int = 1,
+    progress: bool = True,
+    desc: str = "counting",
+) -> PassOutcome:
+    """Count the token cache ``files`` of a first pass with passes made by ``make_pass``."""
+    started = time.monotonic()
+    bar = tqdm(total=sum(path.stat().st_size for path in files), unit="B", unit_scale=True, desc=desc, disable=not progress)
+    if workers == 1 or len(files) < 2:
+        counting = make_pass()
+        for path in files:
+            counting.add_cache_file(path)
+            bar.update(path.stat().st_size)
+        outcome = PassOutcome()
+        outcome.add_runs(counting.finish())
+        outcome.stats.update(counting.stats)
+    else:
+        pool = _WorkerPool(make_pass, None, min(workers, len(files)), queue_size=len(files) + workers)
+        pool.bar = bar
+        try:
+            for path in files:
+                pool.put(path)
+            outcome = pool.close()
+        finally:
+            pool.stop()
+    bar.close()
+    outcome.elapsed_s = time.monotonic() - started
+    return outcome
+
+
 def _reader(source: DumpSource, progress: bool, desc: str) -> DumpReader:
     return DumpReader(
         source.path,
@@ -135,14 +177,20 @@ def _run_inline(make_pass: Callable[[], CountingPass], source: DumpSource, progr
 class _WorkerPool:
     """Worker processes that take tasks from one queue and report on another."""
 
-    def __init__(self, make_pass: Callable[[], CountingPass], source: DumpSource, workers: int, queue_size: int):
+    def __init__(self, make_pass: Callable, source: DumpSource | None, workers: int, queue_size: int):
         context = multiprocessing.get_context("spawn")
         self.tasks = context.Queue(maxsize=queue_size)
         self.results = context.Queue()
         self.processes = [
             context.Process(
                 target=_work,
-                args=(make_pass, str(source.path), source.siteinfo, self.tasks, self.results),
+                args=(
+                    make_pass,
+                    str(source.path) if source is not None else "",
+                    source.siteinfo if source is not None else None,
+                    self.tasks,
+                    self.results,
+                ),
                 name=f"wit-queries-{number}",
                 daemon=True,
             )
@@ -189,6 +237,9 @@ class _WorkerPool:
                 self.outcome.stop_reasons.append(stats.stop_reason or "")
             if self.bar is not None:
                 self.bar.update(size)
+        elif kind == "file":
+            if self.bar is not None:
+                self.bar.update(report[1])
         elif kind == "done":
             _kind, runs, stats = report
             self.outcome.add_runs(runs)
@@ -216,7 +267,7 @@ class _WorkerPool:
                 process.terminate()
 
 
-def _work(make_pass, dump_path: str, siteinfo: SiteInfo, tasks, results) -> None:
+def _work(make_pass, dump_path: str, siteinfo: SiteInfo | None, tasks, results) -> None:
     """Body of a worker process: count every task until the None sentinel, then spill and report."""
     try:
         counting = make_pass()
@@ -224,7 +275,10 @@ def _work(make_pass, dump_path: str, siteinfo: SiteInfo, tasks, results) -> None
             task = tasks.get()
             if task is None:
                 break
-            if isinstance(task, ByteRange):
+            if isinstance(task, Path):
+                counting.add_cache_file(task)
+                results.put(("file", task.stat().st_size, None))
+            elif isinstance(task, ByteRange):
                 stats = RangeStats()
                 for page in iter_range_pages(dump_path, task, siteinfo.namespaces, stats):
                     counting.add_page(page, siteinfo)
