@@ -1,6 +1,6 @@
 """Turn MediaWiki wikitext into the plain text a reader sees, for counting words.
 
-The stripper works in passes, in the order MediaWiki's own parser resolves the markup:
+The stripper works in passes, in roughly the order in which MediaWiki resolves the markup:
 
 1. comments ``<!-- -->`` (an unclosed one runs to the end of the page, as in MediaWiki);
 2. tags whose content is not prose, with their content: ``<ref>``, ``<math>``,
@@ -10,18 +10,24 @@ The stripper works in passes, in the order MediaWiki's own parser resolves the m
    brace run by brace run so nesting works (an unclosed ``{{`` stays literal text);
 4. tables ``{| ... |}``, line by line and nested. A table that is never closed
    ends at a blank line followed by prose, so it cannot swallow the rest of the page;
-5. internal links ``[[ ]]``, innermost first so a caption can contain links:
+5. bold and italic quote runs, paired line by line as MediaWiki pairs them, so an
+   unclosed ``''`` cannot hide the rest of a page and ``''Iliad'''s`` shows "Iliad's";
+6. internal links ``[[ ]]``, innermost first so a caption can contain links:
    ``[[target|label]]`` keeps the label, ``[[target]]`` the target,
    ``[[File:...]]`` / ``[[Image:...]]`` only the caption, and category and
    interlanguage links are removed;
-6. external links ``[http://x label]`` keep the label, bare URLs are removed;
-7. HTML tags are removed and their inner text kept; headings, list markers, behavior
-   switches such as ``__NOTOC__`` and bold/italic quote runs are removed;
-8. HTML entities are decoded and the text is put in Unicode NFC form.
+7. external links ``[http://x label]`` keep the label, bare URLs are removed;
+8. HTML tags are removed and their inner text kept; headings, list markers and behavior
+   switches such as ``__NOTOC__`` are removed;
+9. HTML entities are decoded and the text is put in Unicode NFC form.
 
-Each apostrophe run is removed on its own, so an unclosed ``''`` cannot hide the rest
-of a page. Paragraph and line breaks survive as newlines, so callers can keep n-grams
-within a line.
+Paragraph and line breaks survive as newlines, so callers can keep n-grams within a line.
+
+This runs on every article of a full dump, so most passes are skipped when the page lacks
+the characters they need. The regular expressions start with a literal character where
+possible, because Python's ``re`` then skips ahead to that character instead of trying the
+pattern at every offset. Speed-ups quoted in comments were measured with CPython 3.11 on
+the bundled samples/wikipedia dump.
 
 NOTE: templates are removed, not expanded, so words that only a template prints (for
 example ``{{lang|fr|mot}}`` or ``{{convert|3|m}}``) are lost.
@@ -90,6 +96,8 @@ _INTERWIKI_PREFIXES = frozenset(
 _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:-[a-z]{2,8})*\Z")
 
 # Image options of [[File:...]] that are not the caption (MediaWiki's image syntax help).
+# NOTE: only the English option words are known. Other wikis also accept localized ones
+# (German "mini", "hochkant"), so there a link without a caption shows its last option as text.
 _FILE_OPTION_WORDS = frozenset(
     "thumb thumbnail frame framed frameless border right left center centre none upright "
     "baseline middle sub super text-top text-bottom top bottom loop muted".split()
@@ -107,15 +115,18 @@ _NOWIKI_ESCAPES = str.maketrans(
     {"[": "&#91;", "]": "&#93;", "{": "&#123;", "}": "&#125;", "|": "&#124;", "'": "&#39;",
      "<": "&lt;", ">": "&gt;", "=": "&#61;", "_": "&#95;", ":": "&#58;"}
 )
-_DROPPED_SELF_CLOSING = re.compile(
-    r"<(?:%s)\b[^<>]*/\s*>" % "|".join(DROPPED_CONTENT_TAGS), re.IGNORECASE
-)
-_DROPPED_ELEMENT = re.compile(
-    r"<(%s)\b[^<>]*>.*?</\1\s*>" % "|".join(DROPPED_CONTENT_TAGS), re.IGNORECASE | re.DOTALL
-)
-_DROPPED_STRAY_TAG = re.compile(r"</?(?:%s)\b[^<>]*>" % "|".join(DROPPED_CONTENT_TAGS), re.IGNORECASE)
-_BRACE_RUN = re.compile(r"\{{2,}|\}{2,}")
-_LINK_BRACKET = re.compile(r"\[\[|\]\]")
+# Any opening, closing or self-closing tag of DROPPED_CONTENT_TAGS. Groups: slash, name, attributes.
+_DROPPED_TAG = re.compile(r"<(/?)(%s)\b([^<>]*)>" % "|".join(DROPPED_CONTENT_TAGS), re.IGNORECASE)
+_DROPPED_CLOSING_TAGS = {
+    name: re.compile(r"</%s\s*>" % name, re.IGNORECASE) for name in DROPPED_CONTENT_TAGS
+}
+# Each round of link replacement scans the whole page, so the rounds are capped. Links in
+# the bundled dump nest at most two deep (a link in a file caption).
+_MAX_LINK_NESTING = 20
+# A link with no other link inside: "[[", then text without "[[" or "]]", then "]]". The
+# target cannot start with "[", so "[''[[A]]'']", which is "[[[A]]]" once quote runs are
+# gone, stays a link to A in brackets.
+_INNERMOST_LINK = re.compile(r"\[\[(?!\[)([^\[\]]*(?:(?:\[(?!\[)|\](?!\]))[^\[\]]*)*)\]\]")
 _EXTERNAL_LINK = re.compile(
     r"\[(?:https?:|ftp:|ftps:|mailto:|news:|irc:|ircs:|gopher:|//)[^\s\[\]<>\"]*(?:\s+([^\[\]\n]*))?\]",
     re.IGNORECASE,
@@ -123,15 +134,23 @@ _EXTERNAL_LINK = re.compile(
 _BARE_URL = re.compile(r"\b(?:https?|ftp)://[^\s<>\[\]{}|\"]+", re.IGNORECASE)
 _LINE_BREAK_TAG = re.compile(r"<br\s*/?\s*>|</?(?:p|div|li|tr|dd|dt|h[1-6])\b[^<>]*>", re.IGNORECASE)
 _KEPT_TAG = re.compile(r"</?(?:%s)\b[^<>]*>" % "|".join(_KEPT_CONTENT_TAGS), re.IGNORECASE)
-_HEADING = re.compile(r"^[ \t]*(=+)[ \t]*(.*?)[ \t]*\1[ \t]*$", re.MULTILINE)
-_LIST_MARKER = re.compile(r"^[ \t]*[*#:;]+[ \t]*", re.MULTILINE)
-_HORIZONTAL_RULE = re.compile(r"^[ \t]*-{4,}[ \t]*$", re.MULTILINE)
+# Line-start markup. Each pattern starts with the newline before the line (the text gets one
+# in front first) instead of "^" with re.MULTILINE, which is tried at every offset.
+_HEADING = re.compile(r"\n[ \t]*(=+)[ \t]*(.*?)[ \t]*\1[ \t]*(?=\n|\Z)")
+_LIST_MARKER = re.compile(r"\n[ \t]*[*#:;]+[ \t]*")
+_HORIZONTAL_RULE = re.compile(r"\n[ \t]*-{4,}[ \t]*(?=\n|\Z)")
 _BEHAVIOR_SWITCH = re.compile(r"__[A-Z]+__")
 _QUOTE_RUN = re.compile(r"''+")
-_OTHER_SPACE = re.compile(r"[\t\u00a0\u2000-\u200b\u202f\u205f\u3000]")
+# Tab, no-break, typographic and zero-width spaces, each replaced by a plain space.
+_OTHER_SPACES = "\t\u00a0" + "".join(map(chr, range(0x2000, 0x200C))) + "\u202f\u205f\u3000"
 _SPACE_RUN = re.compile(r"  +")
-_BLANK_LINES = re.compile(r"\n\s*\n+")
+_BLANK_LINES = re.compile(r"\n\n\n+")
 _PARENTHETICAL = re.compile(r"\s*\([^()]*\)\s*\Z")
+
+_TABLE_LINE_FIRST_CHARS = frozenset(" \t:{|!")
+# A line that may be table syntax: "{|", "|}", "|-", "| cell" or "! header", maybe indented.
+_TABLE_SYNTAX_AT_START = re.compile(r"[ \t:]*[{|!]")
+_TABLE_SYNTAX_AFTER_NEWLINE = re.compile(r"\n[ \t:]*[{|!]")
 
 
 class MarkupStripper:
@@ -154,27 +173,26 @@ class MarkupStripper:
         When ``link_targets`` is a list, the target of every article link is appended to it
         (section anchors removed, first letter as written), for counting links per title.
         """
-        text = _COMMENT.sub("", text)
-        text = _NOWIKI.sub(lambda match: match.group(1).translate(_NOWIKI_ESCAPES), text)
-        text = _DROPPED_SELF_CLOSING.sub("", text)
-        text = _DROPPED_ELEMENT.sub("", text)
-        text = _DROPPED_STRAY_TAG.sub("", text)
-
+        if "<" in text:
+            text = remove_dropped_tags(text)
         text = remove_templates(text)
         text = remove_tables(text)
+        # Quote runs are paired before links are replaced, so runs inside and outside a link
+        # never merge: "'[[A|''b'']]" shows "'b". MediaWiki pairs them while links are placeholders.
+        text = remove_quote_runs(text)
         text = self.replace_links(text, link_targets)
 
-        text = _EXTERNAL_LINK.sub(lambda match: match.group(1) or "", text)
+        if "[" in text:
+            text = _EXTERNAL_LINK.sub(_external_link_label, text)
         if "://" in text:
             text = _BARE_URL.sub("", text)
-        text = _LINE_BREAK_TAG.sub("\n", text)
-        text = _KEPT_TAG.sub("", text)
+        if "<" in text:
+            text = _LINE_BREAK_TAG.sub("\n", text)
+            text = _KEPT_TAG.sub("", text)
 
-        text = _HEADING.sub(r"\2", text)
-        text = _LIST_MARKER.sub("", text)
-        text = _HORIZONTAL_RULE.sub("", text)
-        text = _BEHAVIOR_SWITCH.sub("", text)
-        text = _QUOTE_RUN.sub(_replace_quote_run, text)
+        text = remove_line_markup(text)
+        if "__" in text:
+            text = _BEHAVIOR_SWITCH.sub("", text)
 
         text = html.unescape(text)
         text = unicodedata.normalize("NFC", text)
@@ -183,32 +201,30 @@ class MarkupStripper:
     def replace_links(self, text: str, link_targets: list[str] | None = None) -> str:
         """Replace every ``[[...]]`` link with the text MediaWiki shows for it.
 
-        Links are matched as bracket pairs, innermost first, so a file caption that
-        contains links is rendered before the caption is picked. An unclosed ``[[``
-        stays as literal text together with what follows it.
+        Each round replaces the links that contain no other link, so a file caption
+        that contains links is rendered before the caption is picked. An unclosed
+        ``[[`` stays as literal text together with what follows it, and so do the outer
+        levels of links nested more than ``_MAX_LINK_NESTING`` deep.
         """
-        stack: list[list[str]] = [[]]
-        position = 0
-        for match in _LINK_BRACKET.finditer(text):
-            stack[-1].append(text[position : match.start()])
-            position = match.end()
-            if match.group() == "[[":
-                stack.append([])
-            elif len(stack) > 1:
-                inner = "".join(stack.pop())
-                stack[-1].append(self.render_link(inner, link_targets))
-            else:
-                stack[-1].append("]]")
-        stack[-1].append(text[position:])
 
-        while len(stack) > 1:
-            unclosed = "".join(stack.pop())
-            stack[-1].append("[[" + unclosed)
-        return "".join(stack[0])
+        def render(match: re.Match) -> str:
+            return self.render_link(match.group(1), link_targets)
+
+        for _round in range(_MAX_LINK_NESTING):
+            if "[[" not in text:
+                break
+            text, count = _INNERMOST_LINK.subn(render, text)
+            if not count:
+                break
+        return text
 
     def render_link(self, inner: str, link_targets: list[str] | None = None) -> str:
         """Return the displayed text of one link whose text between the brackets is ``inner``."""
         target, pipe, label = inner.partition("|")
+        if ":" not in target:
+            # Most links point to an article, and need none of the prefix checks below.
+            return _render_article_link(target.strip(), pipe, label, link_targets)
+
         target = target.strip()
         leading_colon = target.startswith(":")
         if leading_colon:
@@ -231,17 +247,22 @@ class MarkupStripper:
         if other_language and not pipe and not leading_colon:
             return ""
 
-        if link_targets is not None and not (in_namespace or sister_project or other_language):
-            article = target.partition("#")[0].strip()
-            if article:
-                link_targets.append(article)
+        if in_namespace or sister_project or other_language:
+            if pipe:
+                return _render_article_link(target, pipe, label, None)
+            return rest.strip() if (sister_project or other_language) else target
+        return _render_article_link(target, pipe, label, link_targets)
 
-        if pipe:
-            label = label.strip()
-            return label if label else _pipe_trick(target)
-        if sister_project or other_language:
-            return rest.strip()
-        return target
+
+def _render_article_link(target: str, pipe: str, label: str, link_targets: list[str] | None) -> str:
+    if link_targets is not None:
+        article = target.partition("#")[0].strip()
+        if article:
+            link_targets.append(article)
+    if pipe:
+        label = label.strip()
+        return label if label else _pipe_trick(target)
+    return target
 
 
 def file_caption(options: str) -> str:
@@ -269,6 +290,48 @@ def is_file_option(part: str) -> bool:
     return bool(equals) and key.strip() in _FILE_OPTION_KEYS
 
 
+def remove_dropped_tags(text: str) -> str:
+    """Remove comments and the ``DROPPED_CONTENT_TAGS`` elements, and escape ``<nowiki>`` content.
+
+    An element runs from its opening tag to the next closing tag of the same name, as in
+    MediaWiki's preprocessor. A self-closing tag (``<ref name="a" />``), an opening tag
+    that is never closed and a stray closing tag are removed on their own, so an
+    unclosed ``<ref>`` does not swallow the rest of the page.
+    """
+    if "<!--" in text:
+        text = _COMMENT.sub("", text)
+    text = _NOWIKI.sub(_escape_nowiki_content, text)
+
+    match = _DROPPED_TAG.search(text)
+    if match is None:
+        return text
+    pieces = []
+    position = 0
+    unclosed_names: set[str] = set()  # names with no closing tag after the current position
+    while match is not None:
+        pieces.append(text[position : match.start()])
+        position = match.end()
+        name = match.group(2).lower()
+        is_opening = not match.group(1) and not match.group(3).rstrip().endswith("/")
+        if is_opening and name not in unclosed_names:
+            closing = _DROPPED_CLOSING_TAGS[name].search(text, position)
+            if closing is None:
+                unclosed_names.add(name)
+            else:
+                position = closing.end()
+        match = _DROPPED_TAG.search(text, position)
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def _escape_nowiki_content(match: re.Match) -> str:
+    return match.group(1).translate(_NOWIKI_ESCAPES)
+
+
+def _external_link_label(match: re.Match) -> str:
+    return match.group(1) or ""
+
+
 def remove_templates(text: str) -> str:
     """Remove templates, parser functions and template parameters, however deeply nested.
 
@@ -280,27 +343,47 @@ def remove_templates(text: str) -> str:
     if "{{" not in text:
         return text
 
+    # str.find locates the runs about twice as fast as a regular expression for "{{+|}}+",
+    # which has no literal prefix.
+    find = text.find
+    length = len(text)
     open_runs: list[list[int]] = []  # [start offset, braces still open]
     spans: list[tuple[int, int]] = []
-    for match in _BRACE_RUN.finditer(text):
-        run_length = len(match.group())
-        if match.group()[0] == "{":
-            open_runs.append([match.start(), run_length])
+    next_open = find("{{")
+    next_close = find("}}", next_open)
+    while next_close >= 0:
+        if 0 <= next_open < next_close:
+            end = next_open + 2
+            while end < length and text[end] == "{":
+                end += 1
+            open_runs.append([next_open, end - next_open])
+            next_open = find("{{", end)
             continue
 
-        closing = run_length
+        start = next_close
+        end = start + 2
+        while end < length and text[end] == "}":
+            end += 1
+        next_close = find("}}", end)
+        if not open_runs and next_open < 0:
+            break
+
+        closing = end - start
         while closing >= 2 and open_runs:
             top = open_runs[-1]
-            if top[1] < 2:
+            still_open = top[1]
+            if still_open < 2:
                 open_runs.pop()
                 continue
-            paired = 3 if top[1] >= 3 and closing >= 3 else 2
-            top[1] -= paired
+            paired = 3 if still_open >= 3 and closing >= 3 else 2
+            still_open -= paired
             closing -= paired
             # The braces paired last in an opening run are its rightmost ones.
-            spans.append((top[0] + top[1], match.end() - closing))
-            if top[1] < 2:
+            spans.append((top[0] + still_open, end - closing))
+            if still_open < 2:
                 open_runs.pop()
+            else:
+                top[1] = still_open
 
     return _delete_spans(text, spans)
 
@@ -342,11 +425,11 @@ def remove_tables(text: str) -> str:
     Stray row lines outside any table (``|-``, ``| cell``, ``! header``), which
     table templates leave behind, are removed too.
     """
-    if "{|" not in text and "\n|" not in text and "\n!" not in text:
+    if not _TABLE_SYNTAX_AT_START.match(text) and not _TABLE_SYNTAX_AFTER_NEWLINE.search(text):
         return text
 
     lines = text.split("\n")
-    kinds = [_table_line_kind(line) for line in lines]
+    kinds = [_table_line_kind(line) if line[:1] in _TABLE_LINE_FIRST_CHARS else None for line in lines]
     keep = [True] * len(lines)
     index = 0
     while index < len(lines):
@@ -402,22 +485,106 @@ def _pipe_trick(target: str) -> str:
     return _PARENTHETICAL.sub("", shown).strip()
 
 
-def _replace_quote_run(match: re.Match) -> str:
-    # '' is italic and ''' bold, ''''' both. MediaWiki shows the extra apostrophes of
-    # four or more than five as text: '''' is an apostrophe followed by bold.
-    length = len(match.group())
-    if length == 4:
-        return "'"
-    if length > 5:
-        return "'" * (length - 5)
-    return ""
+def remove_line_markup(text: str) -> str:
+    """Remove heading markers (keeping the title), list and indent markers and horizontal rules."""
+    text = "\n" + text
+    if "=" in text:
+        text = _HEADING.sub(r"\n\2", text)
+    text = _LIST_MARKER.sub("\n", text)
+    if "----" in text:
+        text = _HORIZONTAL_RULE.sub("\n", text)
+    return text[1:]
+
+
+def remove_quote_runs(text: str) -> str:
+    """Remove the bold and italic apostrophe runs, keeping the apostrophes MediaWiki shows as text.
+
+    Runs are read per line, as MediaWiki's ``doQuotes`` reads them. ``''`` is italic,
+    ``'''`` bold and ``'''''`` both. Four apostrophes are one apostrophe and bold, and
+    more than five show the extra ones. When a line has an odd number of both italic
+    and bold runs, one bold run is read as an apostrophe followed by italic, which is
+    how ``''Iliad'''s`` shows "Iliad's". Every run is removed on its own, so an unclosed
+    ``''`` does not hide the rest of the page.
+    """
+    if "''" not in text:
+        return text
+
+    pieces = []
+    position = 0
+    line: list[re.Match] = []
+    line_end = -1
+    for match in _QUOTE_RUN.finditer(text):
+        if match.start() > line_end and line:
+            position = _append_quote_line(text, line, position, pieces)
+            line = []
+        if not line:
+            line_end = text.find("\n", match.start())
+            if line_end < 0:
+                line_end = len(text)
+        line.append(match)
+    position = _append_quote_line(text, line, position, pieces)
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def _append_quote_line(text: str, runs: list[re.Match], position: int, pieces: list[str]) -> int:
+    # Append the text of one line up to its last quote run, with every run replaced by the
+    # apostrophes MediaWiki shows, and return the offset after that run.
+    lengths = [run.end() - run.start() for run in runs]
+    italics = sum(1 for length in lengths if length == 2 or length >= 5)
+    bolds = sum(1 for length in lengths if length >= 3)
+    split_bold = _bold_run_read_as_italic(text, runs, lengths) if italics % 2 and bolds % 2 else None
+
+    for index, run in enumerate(runs):
+        pieces.append(text[position : run.start()])
+        length = lengths[index]
+        if length == 4:
+            pieces.append("'")
+        elif length > 5:
+            pieces.append("'" * (length - 5))
+        if index == split_bold:
+            pieces.append("'")
+        position = run.end()
+    return position
+
+
+def _bold_run_read_as_italic(text: str, runs: list[re.Match], lengths: list[int]) -> int | None:
+    # MediaWiki picks the first bold run after a one-letter word ("l'''amour"), else the
+    # first after a longer word, else the first after a space.
+    after_word = None
+    after_space = None
+    previous_end = text.rfind("\n", 0, runs[0].start()) + 1
+    for index, run in enumerate(runs):
+        length = lengths[index]
+        before = text[max(previous_end, run.start() - 2) : run.start()]
+        previous_end = run.end()
+        if length not in (3, 4):
+            continue
+        if length == 4:
+            before = (before + "'")[-2:]  # the first apostrophe of four is text
+        last = before[-1:]
+        second_last = before[-2:-1] if len(before) >= 2 else before[:1]
+        if last == " ":
+            if after_space is None:
+                after_space = index
+        elif second_last == " ":
+            return index
+        elif after_word is None:
+            after_word = index
+    return after_word if after_word is not None else after_space
 
 
 def _normalize_whitespace(text: str) -> str:
-    text = _OTHER_SPACE.sub(" ", text)
-    text = _SPACE_RUN.sub(" ", text)
-    text = "\n".join(line.strip() for line in text.split("\n"))
-    text = _BLANK_LINES.sub("\n\n", text)
+    # One str.replace per character that occurs is about twice as fast as a character class.
+    spaces = "\t" if text.isascii() else _OTHER_SPACES
+    for space in spaces:
+        if space in text:
+            text = text.replace(space, " ")
+    if "  " in text:
+        text = _SPACE_RUN.sub(" ", text)
+    text = "\n".join([line.strip() for line in text.split("\n")])
+    if "\n\n\n" in text:
+        text = _BLANK_LINES.sub("\n\n", text)
     return text.strip()
 
 
