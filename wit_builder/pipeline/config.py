@@ -200,6 +200,12 @@ def load_config(path: str | Path) -> PipelineConfig:
         raise ValueError(f"unknown key(s) {sorted(run)} in [run]; valid keys: ['dir', 'seed']")
 
     queries_table = dict(data.get("queries", {}))
+    # Paths in [queries] are relative to the config file, like every path in it.
+    for key in ("index", "wordnet"):
+        if queries_table.get(key) not in (None, "auto"):
+            queries_table[key] = _resolve(base, queries_table[key])
+    if "pageviews" in queries_table:
+        queries_table["pageviews"] = [_resolve(base, item) for item in queries_table["pageviews"]]
     queries = QueriesSection(
         dump=_resolve(base, queries_table.pop("dump", None)),
         list=_resolve(base, queries_table.pop("list", None)),
