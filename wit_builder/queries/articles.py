@@ -1,7 +1,7 @@
 """Articles as plain text: the unit every query source counts.
 
 A dump page becomes an ``ArticleText`` once its markup is stripped and its links are
-collected; ``wit queries fetch`` makes them from the plain text that the Wikipedia API
+collected. ``wit queries fetch`` makes them from the plain text that the Wikipedia API
 returns. Counting works on ``ArticleText`` alone, so both sources count the same way.
 """
 

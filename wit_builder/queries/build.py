@@ -7,7 +7,7 @@
 2. the second pass counts adjacent pairs, but only of words frequent enough to form a
    pair that passes ``bigram_min_count``.
 
-Counts spill to sorted run files under the output folder once a counter holds
+Counts spill to sorted run files under the output folder once a counter contains
 ``max_entries`` keys, and are merged from disk, so memory does not grow with the dump
 (see ``wit_builder.queries.spill``). Titles are ranked by pageviews when pageview files
 are given, otherwise by links or length. WordNet synset names are added last. When the
@@ -87,7 +87,7 @@ class QueryParams:
 
     ``title_rank`` is "pageviews", "links" or "length"; None picks pageviews when
     pageview counts are given and links otherwise. ``target_size`` None keeps every
-    entry. ``max_entries`` is the number of keys a counter holds before it spills.
+    entry. ``max_entries`` is the number of keys a counter contains before it spills.
     """
 
     min_count: int = DEFAULT_MIN_COUNT
@@ -154,8 +154,8 @@ class _Extras:
 def max_entries_for(memory_limit_gb: float, workers: int) -> int:
     """Return the keys per counter that keep ``workers`` first-pass workers near ``memory_limit_gb``.
 
-    A first-pass worker holds four counters (words, titles, links, redirects) of about
-    ``APPROX_BYTES_PER_ENTRY`` bytes per key each; the estimate leaves the rest of the
+    A first-pass worker keeps four counters (words, titles, links, redirects) of about
+    ``APPROX_BYTES_PER_ENTRY`` bytes per key each. The estimate leaves a quarter of the
     limit to the parent's merge and the selected entries.
     """
     if memory_limit_gb <= 0:
@@ -301,8 +301,8 @@ def _read_extras(pageviews: list | None, wiki: str, min_views: int, wordnet: str
     if pageviews:
         from wit_builder.queries.pageviews import read_pageviews
 
-        # NOTE: the sums hold one entry per viewed title of the wiki (about 130 bytes
-        # each); a high title_min_pageviews drops most of them as the files are read.
+        # NOTE: the sums keep one entry per viewed title of the wiki, about 130 bytes each.
+        # A high title_min_pageviews drops most of them as the files are read.
         counted = read_pageviews(pageviews, wiki=wiki, min_views=min_views)
         extras.pageviews = counted.views
         extras.inputs["pageviews"] = {

@@ -136,7 +136,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--max-entries",
         type=int,
         default=None,
-        help="keys a counter holds before it spills, instead of --memory-limit-gb",
+        help="number of keys a counter keeps in memory before it spills to disk; overrides --memory-limit-gb",
     )
     build.add_argument("--max-pages", type=int, default=None, help="read only the first N articles, for quick trials")
     build.add_argument("--no-progress", action="store_true", help="hide the progress bars")

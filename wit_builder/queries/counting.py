@@ -5,7 +5,7 @@ and redirects. It also writes each article's token runs to a ``TokenCache``: gzi
 files with one run per line. ``PairPass`` is the second pass: it reads those files, not
 the dump, and counts adjacent pairs of frequent words, so markup is stripped and text
 tokenized once per build. Each pass keeps its counts in ``SpillCounter`` objects, so one
-process holds at most ``max_entries`` keys per counter and the rest waits on disk in
+process keeps at most ``max_entries`` keys per counter and the rest waits on disk in
 sorted runs that ``merge_runs`` adds up later, across every process of a build.
 
 Bigram association is pointwise mutual information in bits, the formula of NLTK's
@@ -61,7 +61,7 @@ TOKEN_CACHE_FILE_CHARS = 64 << 20
 
 @dataclass
 class PassCounters:
-    """Where a pass spills its counts, and how many keys a counter holds before it spills."""
+    """Spill folder of a pass, and the number of keys a counter keeps before it spills."""
 
     folder: Path
     max_entries: int
@@ -323,7 +323,7 @@ def title_query(title: str) -> str:
 
 @dataclass
 class TitleRanking:
-    """How titles become queries: the score that ranks them and the thresholds they must pass.
+    """Ranking of titles as queries: the score that orders them and the thresholds they must pass.
 
     ``rank`` is "pageviews" (needs pageview counts), "links" (links from other articles,
     through one redirect hop) or "length" (characters of plain text).

@@ -125,7 +125,7 @@ class Namespaces:
 
 @dataclass
 class SiteInfo:
-    """What a dump's <siteinfo> says about its wiki."""
+    """Facts about a wiki from its dump's <siteinfo>: names, language, case rule, namespaces."""
 
     sitename: str = ""
     dbname: str = ""
@@ -260,7 +260,7 @@ class _Utf8Recoder(io.RawIOBase):
 def xml_byte_stream(stream: BinaryIO) -> tuple[BinaryIO, str]:
     """Return a stream expat can parse and the encoding the XML declares.
 
-    Encodings expat knows (UTF-8, UTF-16, ASCII, Latin-1) pass through; others, such as
+    Encodings that expat decodes (UTF-8, UTF-16, ASCII, Latin-1) pass through; others, such as
     EUC-KR, Shift_JIS or windows-1252, are recoded to UTF-8.
     """
     buffered = io.BufferedReader(stream, buffer_size=1 << 16) if not hasattr(stream, "peek") else stream

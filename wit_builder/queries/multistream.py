@@ -1,8 +1,8 @@
 """Parallel reading of multistream .bz2 dumps through their index file.
 
 Wikimedia's ``pages-articles-multistream.xml.bz2`` is a chain of independent bzip2
-streams: the first holds ``<mediawiki>`` and ``<siteinfo>``, each of the next holds up to
-100 ``<page>`` elements, and the last holds ``</mediawiki>``. The companion
+streams. The first contains ``<mediawiki>`` and ``<siteinfo>``, each of the next contains
+up to 100 ``<page>`` elements, and the last contains ``</mediawiki>``. The companion
 ``pages-articles-multistream-index.txt.bz2`` has one line per page,
 ``offset:page_id:title``, where ``offset`` is the byte position of the stream that holds
 the page. So the page streams can be cut into byte ranges at stream starts, and each
@@ -51,7 +51,7 @@ class ByteRange:
 
 @dataclass
 class RangeStats:
-    """What reading one byte range found."""
+    """Counts of one byte range read: pages, bytes, and where it stopped early."""
 
     pages: int = 0
     compressed_bytes: int = 0
@@ -91,7 +91,7 @@ def plan_ranges(offsets: list[int], file_size: int, parts: int) -> list[ByteRang
     """Cut the page streams into at most ``parts`` ranges of about equal compressed size.
 
     The ranges start at the first indexed stream (after the <siteinfo> stream) and the
-    last one runs to the end of the file, so it also holds the closing stream. Offsets
+    last one runs to the end of the file, so it also contains the closing stream. Offsets
     past the end of the file (a cut download) are dropped with a warning.
     """
     if parts < 1:

@@ -82,7 +82,7 @@ class PassOutcome:
 
 
 class WorkerError(RuntimeError):
-    """A counting worker failed; the message holds its traceback."""
+    """A counting worker failed. The message contains its traceback."""
 
 
 def run_pass(

@@ -1,6 +1,6 @@
 """Counting in bounded memory: counters that spill sorted runs to disk, and their merge.
 
-A ``SpillCounter`` counts string keys in a dict until it holds ``max_entries`` keys,
+A ``SpillCounter`` counts string keys in a dict until it contains ``max_entries`` keys,
 then writes them sorted to a run file and starts again. ``merge_runs`` reads any number
 of run files, from any number of processes, in one streaming k-way merge and yields
 each key once with its total count, in sorted order. Memory is thus bounded by
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-#: Default number of keys a counter holds before it spills: about 1.5 GB of Python dict
+#: Default number of keys a counter contains before it spills: about 1.5 GB of Python dict
 #: for short words (an estimate of ~150 bytes per entry for keys, ints and the table).
 DEFAULT_MAX_ENTRIES = 10_000_000
 APPROX_BYTES_PER_ENTRY = 150
@@ -30,7 +30,7 @@ APPROX_BYTES_PER_ENTRY = 150
 
 @dataclass
 class SpillCounter:
-    """A string counter that writes sorted runs to ``folder`` when it holds ``max_entries`` keys."""
+    """A string counter that writes sorted runs to ``folder`` when it contains ``max_entries`` keys."""
 
     folder: Path
     name: str
