@@ -7,17 +7,22 @@ import bz2
 import json
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from wit_builder.parquet import read_records
 from wit_builder.queries import build_queries, load_queries
+from wit_builder.queries import passes
+from wit_builder.queries.articles import ArticleText
+from wit_builder.queries.build import QueryParams, build_queries_from_articles, max_entries_for, read_build_info
 from wit_builder.queries.cli import add_parser
-from wit_builder.queries.counting import pmi, title_query
+from wit_builder.queries.counting import TRIM_ORDER, pmi, title_query
+from wit_builder.queries.multistream import write_multistream
 from wit_builder.queries.dump import DumpReader
 from wit_builder.queries.markup import MarkupStripper
 from wit_builder.queries.tokens import has_letter, tokenize
-from wit_builder.records import QueryEntry
+from wit_builder.records import QueryEntry, QueryKind
 
 SAMPLE_DUMP = "wikipedia/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
@@ -256,3 +261,384 @@ def test_build_without_articles(tmp_path):
     assert result.redirects_skipped == 1
     assert load_queries(result.queries_path) == []
     assert load_queries(result.text_path) == []
+
+
+# Reading modes give the same list -----------------------------------------------------
+
+
+def entries_of(result) -> list[tuple]:
+    return [
+        (entry.query, entry.kind, entry.count, entry.pmi, entry.pageviews)
+        for entry in read_records(result.queries_path, QueryEntry)
+    ]
+
+
+def first_pages_xml(samples_dir, pages: int) -> bytes:
+    """Return the sample dump's XML with only its first ``pages`` pages."""
+    xml = bz2.decompress((samples_dir / SAMPLE_DUMP).read_bytes())
+    starts = [match.start() for match in re.finditer(rb"  <page>", xml)]
+    return xml[: starts[pages]] + b"</mediawiki>\n"
+
+
+@pytest.fixture(scope="module")
+def subset_dumps(samples_dir, tmp_path_factory) -> dict[str, Path]:
+    """The first 80 pages of the sample (16 articles) as a single-stream .bz2, and as a multistream .bz2 with its index."""
+    folder = tmp_path_factory.mktemp("subset")
+    single = folder / "subset.xml.bz2"
+    single.write_bytes(bz2.compress(first_pages_xml(samples_dir, 80), compresslevel=1))
+    multistream = folder / "subset-multistream.xml.bz2"
+    index = folder / "subset-multistream-index.txt.bz2"
+    write_multistream(single, multistream, index, pages_per_stream=5)
+    return {"single": single, "multistream": multistream, "index": index}
+
+
+SUBSET_PARAMS = dict(min_count=5, bigram_min_count=3, pmi_threshold=6.0, progress=False)
+
+
+@pytest.mark.parametrize("max_entries", [None, 50], ids=["in-memory", "spilled"])
+def test_reading_modes_give_same_queries(subset_dumps, tmp_path, monkeypatch, max_entries):
+    # Small batches and ranges, so each worker gets several of them.
+    monkeypatch.setattr(passes, "BATCH_TEXT_BYTES", 1 << 16)
+    results = {
+        "inline": build_queries(subset_dumps["single"], tmp_path / "inline", max_entries=max_entries, **SUBSET_PARAMS),
+        "batches": build_queries(
+            subset_dumps["single"], tmp_path / "batches", workers=2, max_entries=max_entries, **SUBSET_PARAMS
+        ),
+        "ranges": build_queries(
+            subset_dumps["multistream"],
+            tmp_path / "ranges",
+            index=subset_dumps["index"],
+            workers=2,
+            max_entries=max_entries,
+            **SUBSET_PARAMS,
+        ),
+    }
+    inline = results["inline"]
+    text = inline.text_path.read_bytes()
+
+    assert inline.counts["unigram"] > 500
+    assert inline.counts["bigram"] > 50
+    assert inline.counts["title"] >= 3
+    for mode, result in results.items():
+        assert result.text_path.read_bytes() == text, mode
+        assert entries_of(result) == entries_of(inline), mode
+        assert result.counts == inline.counts, mode
+        assert (result.articles, result.redirects_skipped, result.tokens) == (
+            inline.articles,
+            inline.redirects_skipped,
+            inline.tokens,
+        ), mode
+        assert not result.truncated, mode
+        assert not (result.out_dir / ".spill").exists(), mode
+
+    for mode, result in results.items():
+        spill = read_build_info(result.out_dir)["spill"]
+        if max_entries is None:
+            # One run per counter and worker: four first-pass counters, one bigram counter.
+            assert spill["pass_1_runs"] <= 4 * 2, mode
+            assert spill["pass_2_runs"] <= 2, mode
+        else:
+            # A counter checks its size after each article (pass 1) or token run (pass 2), so
+            # with 50 keys nearly every article and many runs of tokens give a run file.
+            assert spill["pass_1_runs"] > 20, mode
+            assert spill["pass_2_runs"] > 200, mode
+
+
+# Trimming to a target size ------------------------------------------------------------
+
+
+def test_target_size_trims_titles_first(subset_dumps, tmp_path):
+    full = build_queries(subset_dumps["single"], tmp_path / "full", target_size=None, **SUBSET_PARAMS)
+    counts = full.counts
+    by_kind = {kind: [entry for entry in entries_of(full) if entry[1] == kind] for kind in ("unigram", "bigram", "title")}
+    assert TRIM_ORDER[:2] == (QueryKind.TITLE, QueryKind.BIGRAM)
+
+    half_titles = counts["unigram"] + counts["bigram"] + counts["title"] // 2
+    trimmed = build_queries(subset_dumps["single"], tmp_path / "titles", target_size=half_titles, **SUBSET_PARAMS)
+    build_info = read_build_info(trimmed.out_dir)
+
+    assert trimmed.counts["queries"] == half_titles
+    assert len(load_queries(trimmed.text_path)) == half_titles
+    assert trimmed.counts["unigram"] == counts["unigram"]
+    assert trimmed.counts["bigram"] == counts["bigram"]
+    assert [entry for entry in entries_of(trimmed) if entry[1] == "title"] == by_kind["title"][: counts["title"] // 2]
+    assert build_info["trimmed"]["title"] == counts["title"] - counts["title"] // 2
+    assert build_info["before_trim"]["title"] == counts["title"]
+    assert build_info["parameters"]["target_size"] == half_titles
+
+    half_bigrams = counts["unigram"] + counts["bigram"] // 2
+    trimmed = build_queries(subset_dumps["single"], tmp_path / "bigrams", target_size=half_bigrams, **SUBSET_PARAMS)
+
+    assert trimmed.counts == {
+        "unigram": counts["unigram"],
+        "bigram": counts["bigram"] // 2,
+        "title": 0,
+        "wordnet": 0,
+        "queries": half_bigrams,
+    }
+    # The most frequent bigrams stay.
+    assert [entry for entry in entries_of(trimmed) if entry[1] == "bigram"] == by_kind["bigram"][: counts["bigram"] // 2]
+
+
+# Local namespaces and the case rule through a build ------------------------------------
+
+
+def wiki_page(title: str, text: str, *, ns: int = 0, page_id: int = 1, redirect: str | None = None) -> str:
+    redirect_element = f'<redirect title="{redirect}" />' if redirect is not None else ""
+    return (
+        f"  <page>\n    <title>{title}</title>\n    <ns>{ns}</ns>\n    <id>{page_id}</id>\n    {redirect_element}\n"
+        f'    <revision><id>{page_id * 10}</id><text xml:space="preserve">{text}</text></revision>\n  </page>\n'
+    )
+
+
+def wiki_dump(folder: Path, pages: list[str], *, case: str = "first-letter", names: dict[int, str] | None = None) -> Path:
+    namespaces = "".join(f'<namespace key="{key}" case="{case}">{name}</namespace>' for key, name in (names or {}).items())
+    xml = (
+        '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.11/" version="0.11" xml:lang="ko">\n'
+        f"  <siteinfo><sitename>Wiki</sitename><case>{case}</case><namespaces>{namespaces}</namespaces></siteinfo>\n"
+        + "".join(f"{page}" for page in pages)
+        + "</mediawiki>\n"
+    )
+    path = folder / "dump.xml.bz2"
+    path.write_bytes(bz2.compress(xml.encode("utf-8")))
+    return path
+
+
+def title_counts(result) -> dict[str, int]:
+    return {entry.query: entry.count for entry in read_records(result.queries_path, QueryEntry) if entry.kind == "title"}
+
+
+# Titles only: no unigram reaches this count, so no title is dropped as a repeat of one.
+TITLES_ONLY = dict(min_count=10**9, include_bigrams=False, progress=False)
+
+KOREAN_PAGES = [
+    wiki_page(
+        "고양이",
+        "고양이는 작은 포유류이다. [[파일:Cat.jpg|섬네일|잠자는 고양이 사진]] [[분류:포유류]] [[개]]와 다르다.",
+        page_id=1,
+    ),
+    wiki_page("개", "개는 포유류이다. [[고양이]]를 쫓는다. [[File:Dog.png|thumb|달리는 개 사진]]", page_id=2),
+    wiki_page("파일:Cat.jpg", "저작권 설명 문서", ns=6, page_id=3),
+    wiki_page("분류:포유류", "포유류 분류 문서", ns=14, page_id=4),
+]
+
+
+def test_korean_namespaces_through_build(tmp_path):
+    dump = wiki_dump(tmp_path, KOREAN_PAGES, names={6: "파일", 14: "분류"})
+
+    result = build_queries(dump, tmp_path / "words", min_count=1, include_bigrams=False, progress=False)
+    unigrams = {entry.query for entry in read_records(result.queries_path, QueryEntry) if entry.kind == "unigram"}
+    counts = read_build_info(result.out_dir)["counts"]
+
+    # File captions stay, in the local and the English namespace.
+    assert {"잠자는", "사진", "달리는", "고양이는", "개는"} <= unigrams
+    # Image names, options, category links and pages of other namespaces do not.
+    assert not {"Cat", "jpg", "Dog", "png", "섬네일", "thumb", "파일", "분류", "포유류", "저작권", "설명", "문서"} & unigrams
+    assert counts["articles"] == 2
+    assert counts["other_namespaces_skipped"] == 2
+
+    titles = build_queries(dump, tmp_path / "titles", **TITLES_ONLY)
+    assert title_counts(titles) == {"고양이": 1, "개": 1}
+
+
+CASE_PAGES = [
+    wiki_page("iPhone", "A phone made by Apple.", page_id=1),
+    wiki_page("IPhone", "A different page.", page_id=2),
+    wiki_page("Phones", "See [[iPhone]] and [[IPhone]].", page_id=3),
+    wiki_page("Apple", "Maker of the [[iPhone|phone]].", page_id=4),
+    wiki_page("Gadgets", "One is the [[iphone]].", page_id=5),
+    wiki_page("iphone", "#REDIRECT [[iPhone]]", page_id=6, redirect="iPhone"),
+]
+
+
+def test_case_sensitive_titles_stay_apart(tmp_path):
+    dump = wiki_dump(tmp_path, CASE_PAGES, case="case-sensitive")
+
+    result = build_queries(dump, tmp_path / "out", **TITLES_ONLY)
+
+    # [[iphone]] reaches "iPhone" through the redirect.
+    assert title_counts(result) == {"iPhone": 3, "IPhone": 1, "Phones": 0, "Apple": 0, "Gadgets": 0}
+
+
+def test_first_letter_titles_fold(tmp_path):
+    pages = [
+        wiki_page("IPhone", "A phone made by Apple.", page_id=2),
+        wiki_page("Phones", "See [[IPhone]].", page_id=3),
+        wiki_page("Apple", "Maker of the [[iPhone|phone]].", page_id=4),
+        wiki_page("Gadgets", "One is the [[iphone]].", page_id=5),
+    ]
+    dump = wiki_dump(tmp_path, pages, case="first-letter")
+
+    result = build_queries(dump, tmp_path / "out", **TITLES_ONLY)
+
+    # [[IPhone]] and [[iPhone]] both reach "IPhone". [[iphone]] is "Iphone", a page this wiki lacks.
+    assert title_counts(result) == {"IPhone": 2, "Phones": 0, "Apple": 0, "Gadgets": 0}
+
+
+def test_links_through_redirects_and_qualifiers(tmp_path):
+    pages = [
+        wiki_page("Red fox", "The red fox.", page_id=1),
+        wiki_page("Vulpes vulpes", "#REDIRECT [[Red fox]]", page_id=2, redirect="Red fox"),
+        wiki_page("Mercury (planet)", "A planet. [[Mercury (element)]]", page_id=3),
+        wiki_page("Mercury (element)", "An element. [[Mercury (planet)]] [[Red_fox#Range|foxes]]", page_id=4),
+        wiki_page("Fox", "[[Vulpes vulpes]] and [[Mercury (planet)]].", page_id=5),
+        wiki_page("Den", "A [[red fox]] den.", page_id=6),
+        wiki_page("Hunting", "Hunting the [[Red fox]].", page_id=7),
+        wiki_page("Fox (disambiguation)", "Fox may mean a red fox.", page_id=8),
+    ]
+    dump = wiki_dump(tmp_path, pages)
+
+    result = build_queries(dump, tmp_path / "out", **TITLES_ONLY)
+    titles = title_counts(result)
+
+    assert titles == {"Red fox": 4, "Mercury": 3, "Fox": 0, "Den": 0, "Hunting": 0}
+    assert list(titles)[:2] == ["Red fox", "Mercury"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a title's count is documented as links from other articles, but WordPass counts every link "
+    "occurrence: repeated links from one article and an article's links to itself add up",
+)
+def test_title_links_count_linking_articles(tmp_path):
+    pages = [
+        wiki_page("Red fox", "The [[red fox]] is a fox.", page_id=1),
+        wiki_page("Den", "A [[red fox]] den. Another [[Red fox|fox]]. [[Red_fox#Range]].", page_id=2),
+    ]
+    dump = wiki_dump(tmp_path, pages)
+
+    result = build_queries(dump, tmp_path / "out", **TITLES_ONLY)
+
+    assert title_counts(result)["Red fox"] == 1
+
+
+# Known content of the real dumps -------------------------------------------------------
+
+
+SHARED_EXPECTATIONS = {
+    "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2": {
+        "params": dict(min_count=20, bigram_min_count=5, pmi_threshold=8.0),
+        "words": {"anarchism", "Autism", "albedo", "Aristotle", "philosophy", "Lincoln", "Alabama"},
+        "bigrams": {"United States", "New York", "Los Angeles", "Supreme Court", "Civil War", "Atlas Shrugged"},
+        "titles": {"Anarchism", "Autism", "Albedo", "Abraham Lincoln", "Aristotle", "Appellate court", "Amphibian"},
+        "linked_titles": {"Appellate court", "Amphibian", "Apollo 8"},
+    },
+    "enwiki-20250201-tiny_dump-70pages.xml.bz2": {
+        "params": dict(min_count=2, bigram_min_count=3, pmi_threshold=6.0),
+        "words": {"anarchism", "albedo", "Lincoln", "Alabama", "Achilles", "slavery"},
+        "bigrams": {"United States", "Supreme Court", "Civil War"},
+        "titles": {"Anarchism", "Albedo", "Abraham Lincoln", "Achilles", "Alabama"},
+        "linked_titles": set(),
+    },
+    "enwiki-table-markup.xml.bz2": {
+        "params": dict(min_count=2, bigram_min_count=3, pmi_threshold=6.0),
+        "words": {"confidence", "Estonia", "Whistler", "motion", "prison"},
+        "bigrams": {"Prime Minister", "National Assembly"},
+        "titles": {"Economy of Estonia", "Constructive vote of no confidence", "List of Prison Break characters"},
+        "linked_titles": {"List of Prison Break characters"},
+    },
+}
+# Text that table and template markup leaves when it is not stripped.
+MARKUP_REMNANTS = ("{|", "|-", "|}", "}}", "{{", "px")
+
+
+@pytest.mark.parametrize("name", sorted(SHARED_EXPECTATIONS))
+def test_shared_dump_known_content(shared_data, tmp_path, name):
+    expected = SHARED_EXPECTATIONS[name]
+    dump = shared_data / "wikipedia" / name
+
+    result = build_queries(dump, tmp_path / "all", progress=False, **expected["params"])
+    entries = read_records(result.queries_path, QueryEntry)
+    by_kind = {kind: {entry.query: entry for entry in entries if entry.kind == kind} for kind in ("unigram", "bigram")}
+
+    assert expected["words"] <= set(by_kind["unigram"]), expected["words"] - set(by_kind["unigram"])
+    assert expected["bigrams"] <= set(by_kind["bigram"]), expected["bigrams"] - set(by_kind["bigram"])
+    for bigram in expected["bigrams"]:
+        assert by_kind["bigram"][bigram].pmi >= expected["params"]["pmi_threshold"], bigram
+    for word in by_kind["unigram"]:
+        assert not any(remnant in word for remnant in MARKUP_REMNANTS), word
+        assert not re.fullmatch(r"\d*px", word), word
+    assert not result.truncated
+
+    titles = title_counts(build_queries(dump, tmp_path / "titles", **TITLES_ONLY))
+    assert expected["titles"] <= set(titles), expected["titles"] - set(titles)
+    for title in expected["linked_titles"]:
+        assert titles[title] >= 1, title
+
+
+# Plain-text articles ------------------------------------------------------------------
+
+
+FOX_ARTICLES = [
+    ArticleText("Red fox", "The red fox lives in Europe. The red fox hunts at night.", links=["Fox", "Europe"]),
+    ArticleText("Fox", "A fox is a small animal. The red fox is a fox.", links=["Red fox"]),
+    ArticleText("Europe", "Europe is a continent. The red fox lives there.", links=["Red fox", "Fox"]),
+    ArticleText("Fox (disambiguation)", "Fox may mean the red fox.", disambiguation=True),
+]
+
+
+def test_build_from_articles(tmp_path):
+    params = QueryParams(min_count=3, bigram_min_count=3, pmi_threshold=1.0, target_size=None)
+
+    result = build_queries_from_articles(
+        FOX_ARTICLES, tmp_path, params=params, inputs={"source": "test"}, wordnet={"red fox": 1, "fox": 2, "vixen": 1}
+    )
+    entries = {entry.query: entry for entry in read_records(result.queries_path, QueryEntry)}
+    build_info = read_build_info(tmp_path)
+
+    assert entries["red"].kind == "unigram"
+    assert entries["red"].count == 5
+    assert entries["fox"].count == 7
+    assert entries["red fox"].kind == "bigram"
+    assert entries["red fox"].count == 5
+    assert entries["red fox"].pmi == pytest.approx(pmi(5, 5, 7, result.tokens), abs=1e-4)
+    assert (entries["Red fox"].kind, entries["Red fox"].count) == ("title", 2)
+    assert (entries["Europe"].kind, entries["Europe"].count) == ("title", 1)
+    assert "Fox (disambiguation)" not in entries
+    # WordNet names come last and only when no other kind has them.
+    assert [query for query, entry in entries.items() if entry.kind == "wordnet"] == ["vixen"]
+    assert result.articles == 4
+    assert result.tokens == sum(len(article.text.replace(".", "").split()) for article in FOX_ARTICLES)
+    assert build_info["inputs"] == {"source": "test"}
+    assert build_info["parameters"]["articles_given"] == 4
+    assert build_info["duplicates_dropped"]["wordnet"] == 2
+
+
+def test_build_from_articles_ranks_titles_by_pageviews(tmp_path):
+    params = QueryParams(min_count=100, include_bigrams=False, target_size=None)
+    views = {"Red fox": 10, "Fox": 500, "Europe": 90_000}
+
+    result = build_queries_from_articles(FOX_ARTICLES, tmp_path, params=params, pageviews=views)
+    titles = [entry for entry in read_records(result.queries_path, QueryEntry) if entry.kind == "title"]
+
+    assert [(entry.query, entry.pageviews, entry.count) for entry in titles] == [
+        ("Europe", 90_000, 1),
+        ("Fox", 500, 2),
+        ("Red fox", 10, 2),
+    ]
+
+
+# Parameters ---------------------------------------------------------------------------
+
+
+def test_max_entries_for():
+    assert max_entries_for(8.0, 1) == 10_000_000
+    assert max_entries_for(8.0, 4) == 2_500_000
+    assert max_entries_for(0.001, 1) == 10_000
+    with pytest.raises(ValueError, match="memory_limit_gb"):
+        max_entries_for(0, 1)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"target_size": 0}, "target_size"),
+        ({"bigram_min_count": 0}, "bigram_min_count"),
+        ({"max_entries": 0}, "max_entries"),
+        ({"title_min_links": -1}, "title_min_links"),
+        ({"title_rank": "clicks"}, "title rank"),
+    ],
+)
+def test_query_params_validate(changes, message):
+    with pytest.raises(ValueError, match=message):
+        QueryParams(**changes).validate()
