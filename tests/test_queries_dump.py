@@ -401,11 +401,6 @@ def complete_pages_in_cut_bz2(data: bytes) -> int:
     return bz2.BZ2Decompressor().decompress(data).count(b"</page>")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DumpReader loses the last complete pages before a cut: the EOFError raised inside a buffered "
-    "read discards the XML that read had already decoded (97 decodable pages, 94 yielded)",
-)
 def test_truncated_bz2_keeps_every_decodable_page(samples_dir, tmp_path, sample_pages):
     data = (samples_dir / SAMPLE_DUMP).read_bytes()
     cut = data[: int(len(data) * 0.3)]
@@ -451,12 +446,6 @@ def corrupt_xz(xml: bytes) -> bytes:
     return bytes(data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(zlib.error, lzma.LZMAError),
-    reason="DumpReader catches OSError and EOFError only: corrupt gzip data raises zlib.error and corrupt "
-    "xz data raises lzma.LZMAError, which escape as crashes instead of a warning and the complete pages",
-)
 @pytest.mark.parametrize("suffix", [".gz", ".xz"])
 def test_corrupt_gz_and_xz_stop_with_warning(tmp_path, sample_xml, sample_pages, caplog, suffix):
     path = tmp_path / f"corrupt.xml{suffix}"
@@ -588,11 +577,6 @@ def test_cjk_pages_in_declared_encoding(tmp_path, encoding, codec, title, senten
     assert read_siteinfo(recoded_path).sitename == read_siteinfo(utf8_path).sitename
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="declared_encoding normalizes 'UTF8' to utf-8 and passes the stream to expat unchanged, but expat "
-    "does not know the name 'UTF8' and decodes the bytes as a single-byte encoding: no page is read",
-)
 @pytest.mark.parametrize("name", ["UTF8", "utf_8"])
 def test_utf8_alias_declaration(tmp_path, name):
     path = write_dump(tmp_path, declared(dump_xml([page_xml("Café", "Crème brûlée")]), name))
@@ -611,12 +595,6 @@ def test_unknown_encoding_raises_format_error(tmp_path, name):
         build_queries(path, tmp_path / "out", progress=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(TypeError, AssertionError),
-    reason="declared_encoding accepts any name codecs.lookup knows, so a non-text codec such as base64 "
-    "or rot13 reaches the recoder and fails with TypeError or AssertionError instead of DumpFormatError",
-)
 @pytest.mark.parametrize("name", ["base64", "rot13"])
 def test_non_text_codec_raises_format_error(tmp_path, name):
     path = write_dump(tmp_path, declared(dump_xml([page_xml("Fox", "Text")]), name))

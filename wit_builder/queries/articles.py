@@ -48,9 +48,10 @@ class ArticleMaker:
         links: list[str] | None = [] if self.with_links else None
         text = self.stripper.strip(page.text, links)
         normalize = self.siteinfo.normalize_title
+        targets = (normalize(target.partition("#")[0]) for target in links or ())
         return ArticleText(
             title=normalize(page.title),
             text=text,
-            links=[normalize(target) for target in links] if links else [],
+            links=[target for target in targets if target],
             disambiguation=is_disambiguation(page.title, page.text),
         )

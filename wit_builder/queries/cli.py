@@ -80,7 +80,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--title-min-links",
         type=int,
         default=0,
-        help="minimum number of links from article text to an article for its title to be a query (default: 0)",
+        help="minimum number of other articles that link to an article for its title to be a query (default: 0)",
     )
     build.add_argument(
         "--title-rank",

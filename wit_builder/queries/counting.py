@@ -156,8 +156,11 @@ class WordPass:
             self.stats["disambiguation_pages"] += 1
         else:
             self.titles.add(_clean_key(article.title), len(article.text))
-        self.links.update(_clean_key(target) for target in article.links if target)
-        self.stats["links"] += len(article.links)
+        # A title's count is the number of other articles that link to it, so repeated
+        # links from one article and links to itself count once or not at all.
+        targets = {_clean_key(target) for target in article.links if target} - {_clean_key(article.title)}
+        self.links.update(targets)
+        self.stats["links"] += len(targets)
 
     def finish(self) -> dict[str, list[Path]]:
         """Spill every counter and return their runs by counter name, and the token cache files."""
@@ -227,19 +230,18 @@ def scan_unigrams(
 
     The queries are the words seen at least ``min_count`` times that contain a letter,
     most frequent first. The bigram words are those seen at least ``bigram_min_count``
-    times: a pair never occurs more often than either of its words, so counting pairs of
-    these words only loses no bigram that passes the threshold.
+    times, numbers included ("Apollo 11"): a pair never occurs more often than either of
+    its words, so counting pairs of these words only loses no bigram that passes the
+    threshold.
     """
     entries: list[QueryEntry] = []
     frequent: dict[str, int] = {}
     distinct = 0
     for word, count in merged:
         distinct += 1
-        if count < min(min_count, bigram_min_count) or not has_letter(word):
-            continue
         if count >= bigram_min_count:
             frequent[word] = count
-        if count >= min_count:
+        if count >= min_count and has_letter(word):
             entries.append(QueryEntry(query=word, kind=QueryKind.UNIGRAM.value, count=count))
     entries.sort(key=_by_count)
     return entries, frequent, distinct
@@ -270,6 +272,9 @@ def select_bigrams(
         if count < min_count:
             continue
         first, _space, second = pair.partition(" ")
+        # A number may end a bigram ("Apollo 11") but not start one: "000 men" comes from "10,000 men".
+        if not has_letter(first):
+            continue
         score = pmi(count, word_counts[first], word_counts[second], total_tokens)
         if score < pmi_threshold:
             continue

@@ -21,12 +21,12 @@ from __future__ import annotations
 import bz2
 import codecs
 import dataclasses
-import gzip
 import io
 import logging
 import lzma
 import os
 import re
+import zlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +71,7 @@ CASE_SENSITIVE = "case-sensitive"
 
 # Encodings that expat decodes itself. Any other declared encoding is recoded to UTF-8.
 _EXPAT_ENCODINGS = {"utf-8", "utf-16", "utf-16-le", "utf-16-be", "ascii", "latin-1"}
+_EXPAT_NAMES = {"utf-8", "utf-16", "iso-8859-1", "us-ascii"}
 _XML_DECLARATION = re.compile(rb"""\A(?:\xef\xbb\xbf)?<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._\-]+)["']""")
 
 # "#REDIRECT [[Target]]" in any case, with or without spaces or a colon before the link.
@@ -198,15 +199,78 @@ def _local_name(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
+class _DecompressingReader(io.RawIOBase):
+    """A raw stream of the decompressed bytes of ``raw``, one bzip2, gzip or xz stream after another.
+
+    Unlike ``bz2.BZ2File`` and its siblings, it hands out every byte the decompressor
+    produced before a cut or a corrupt block, and then ends as if the file ended there.
+    ``error`` then says why: EOFError when the file ends inside a stream, OSError for
+    corrupt data. Raising instead would make a buffered read drop the bytes it had
+    already gathered. Concatenated streams (multistream bzip2, multi-member gzip) are
+    read in order, and zero padding after the last one is skipped.
+    """
+
+    CHUNK = 1 << 16
+
+    def __init__(self, raw: BinaryIO, make_decompressor):
+        self._raw = raw
+        self._make = make_decompressor
+        self._decompressor = make_decompressor()
+        self._in_stream = False
+        self._pending = b""
+        self.error: BaseException | None = None
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while not self._pending:
+            if self._done or self.error is not None:
+                return 0
+            self._fill()
+        size = min(len(target), len(self._pending))
+        target[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _fill(self) -> None:
+        chunk = self._raw.read(self.CHUNK)
+        if not chunk:
+            if self._in_stream:
+                self.error = EOFError("the compressed stream ends before its end-of-stream marker")
+            else:
+                self._done = True
+            return
+        output = []
+        try:
+            while chunk:
+                self._in_stream = True
+                output.append(self._decompressor.decompress(chunk))
+                if not self._decompressor.eof:
+                    break
+                chunk = self._decompressor.unused_data
+                self._decompressor = self._make()
+                self._in_stream = False
+                if not chunk.strip(b"\0"):
+                    break
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as error:
+            self.error = OSError(f"corrupt compressed data: {error}")
+        self._pending = b"".join(output)
+
+
+def _gzip_decompressor():
+    return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+
+
+_DECOMPRESSORS = {".bz2": bz2.BZ2Decompressor, ".gz": _gzip_decompressor, ".xz": lzma.LZMADecompressor}
+
+
 def _open_compressed(raw: BinaryIO, path: Path) -> BinaryIO:
-    suffix = path.suffix.lower()
-    if suffix == ".bz2":
-        return bz2.BZ2File(raw)
-    if suffix == ".gz":
-        return gzip.GzipFile(fileobj=raw)
-    if suffix == ".xz":
-        return lzma.LZMAFile(raw)
-    return raw
+    make_decompressor = _DECOMPRESSORS.get(path.suffix.lower())
+    if make_decompressor is None:
+        return raw
+    return io.BufferedReader(_DecompressingReader(raw, make_decompressor), buffer_size=1 << 16)
 
 
 def declared_encoding(head: bytes) -> str:
@@ -216,14 +280,20 @@ def declared_encoding(head: bytes) -> str:
     """
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    match = _XML_DECLARATION.match(head)
-    if match is None:
+    name = _declared_name(head)
+    if name is None:
         return "utf-8"
-    name = match.group(1).decode("ascii")
     try:
+        # bytes.decode accepts text encodings only, so "base64" or "rot13" fail here too.
+        b"<?xml".decode(name)
         return codecs.lookup(name).name
-    except LookupError as error:
-        raise DumpFormatError(f"the XML declaration names an unknown encoding {name!r}") from error
+    except (LookupError, TypeError, ValueError) as error:
+        raise DumpFormatError(f"the XML declaration names an unknown encoding {name!r}: {error}") from error
+
+
+def _declared_name(head: bytes) -> str | None:
+    match = _XML_DECLARATION.match(head)
+    return match.group(1).decode("ascii") if match is not None else None
 
 
 class _Utf8Recoder(io.RawIOBase):
@@ -257,15 +327,22 @@ class _Utf8Recoder(io.RawIOBase):
         return size
 
 
-def xml_byte_stream(stream: BinaryIO) -> tuple[BinaryIO, str]:
+def xml_byte_stream(stream: BinaryIO, force_utf8: bool = False) -> tuple[BinaryIO, str]:
     """Return a stream expat can parse and the encoding the XML declares.
 
     Encodings that expat decodes (UTF-8, UTF-16, ASCII, Latin-1) pass through; others, such as
-    EUC-KR, Shift_JIS or windows-1252, are recoded to UTF-8.
+    EUC-KR, Shift_JIS or windows-1252, are recoded to UTF-8. With ``force_utf8``, every
+    encoding but UTF-8 is recoded, for callers that read the bytes themselves.
     """
     buffered = io.BufferedReader(stream, buffer_size=1 << 16) if not hasattr(stream, "peek") else stream
-    encoding = declared_encoding(buffered.peek(512)[:512])
-    if encoding in _EXPAT_ENCODINGS:
+    head = buffered.peek(512)[:512]
+    encoding = declared_encoding(head)
+    name = _declared_name(head)
+    # expat reads the names it knows only as spelled here, not aliases such as "UTF8".
+    spelled_for_expat = name is None or name.lower() in _EXPAT_NAMES
+    if encoding == "utf-8" and spelled_for_expat:
+        return buffered, encoding
+    if encoding in _EXPAT_ENCODINGS and spelled_for_expat and not force_utf8:
         return buffered, encoding
     logger.info("recoding the dump from %s to UTF-8", encoding)
     return io.BufferedReader(_Utf8Recoder(buffered, encoding), buffer_size=1 << 16), encoding
@@ -323,17 +400,17 @@ class DumpReader:
                 desc=self.progress_desc,
                 disable=not self.progress,
             )
+            decompressing = getattr(compressed, "raw", None)
             try:
-                try:
-                    stream, self.siteinfo.encoding = xml_byte_stream(compressed)
-                except (OSError, EOFError) as error:
-                    raise DumpFormatError(f"{self.path} cannot be decompressed: {error}") from error
-                yield from self._iter_stream(stream, raw, bar)
+                stream, self.siteinfo.encoding = xml_byte_stream(compressed)
+                if isinstance(decompressing, _DecompressingReader) and decompressing.error is not None and not stream.peek(1):
+                    raise DumpFormatError(f"{self.path} cannot be decompressed: {decompressing.error}")
+                yield from self._iter_stream(stream, raw, bar, decompressing)
             finally:
                 self.stats.bytes_read = raw.tell()
                 bar.close()
 
-    def _iter_stream(self, stream: BinaryIO, raw: BinaryIO, bar: tqdm) -> Iterator[WikiPage]:
+    def _iter_stream(self, stream: BinaryIO, raw: BinaryIO, bar: tqdm, decompressing) -> Iterator[WikiPage]:
         root: ET.Element | None = None
         last_page: WikiPage | None = None
         reported_bytes = 0
@@ -381,20 +458,23 @@ class DumpReader:
                     return
 
         except ET.ParseError as error:
+            compressed_error = getattr(decompressing, "error", None)
             if root is None:
-                raise DumpFormatError(f"{self.path} is not a MediaWiki XML dump: {error}") from error
-            line, column = error.position
-            self._stop_early(f"XML ends early or is malformed at line {line}, column {column} ({error})", last_page)
-        except EOFError as error:
-            # bz2 and gzip raise EOFError when the compressed stream is cut off.
-            if root is None:
-                raise DumpFormatError(f"{self.path} ends before any XML could be read: {error}") from error
-            self._stop_early(f"compressed stream ends early after {raw.tell()} bytes ({error})", last_page)
-        except OSError as error:
-            # Corrupt compressed data ("Invalid data stream") or a file that is not compressed at all.
-            if root is None:
-                raise DumpFormatError(f"{self.path} cannot be decompressed: {error}") from error
-            self._stop_early(f"compressed stream is corrupt after {raw.tell()} bytes ({error})", last_page)
+                cause = compressed_error or error
+                raise DumpFormatError(f"{self.path} is not a MediaWiki XML dump: {cause}") from error
+            if isinstance(compressed_error, EOFError):
+                self._stop_early(f"compressed stream ends early after {raw.tell()} bytes ({compressed_error})", last_page)
+            elif compressed_error is not None:
+                self._stop_early(f"compressed stream is corrupt after {raw.tell()} bytes ({compressed_error})", last_page)
+            else:
+                line, column = error.position
+                self._stop_early(f"XML ends early or is malformed at line {line}, column {column} ({error})", last_page)
+            return
+
+        # The XML can be complete while the compressed file is not: a bad checksum at the end.
+        compressed_error = getattr(decompressing, "error", None)
+        if compressed_error is not None:
+            self._stop_early(f"compressed stream is corrupt after {raw.tell()} bytes ({compressed_error})", last_page)
 
     def _stop_early(self, reason: str, last_page: WikiPage | None) -> None:
         self.stats.truncated = True

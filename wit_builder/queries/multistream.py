@@ -29,6 +29,7 @@ from wit_builder.queries.dump import (
     _local_name,
     _open_compressed,
     read_page_element,
+    xml_byte_stream,
 )
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def read_index_offsets(index_path: str | os.PathLike) -> list[int]:
                 continue
             offset, colon, _rest = line.partition(b":")
             try:
-                if not colon:
+                if not colon or not offset.strip().isdigit():
                     raise ValueError
                 offsets.add(int(offset))
             except ValueError:
@@ -143,7 +144,9 @@ def iter_range_pages(
                 yield read_page_element(element, namespaces)
                 root.clear()
 
+    in_stream = False
     with open(path, "rb") as dump:
+        at_end_of_file = byte_range.end >= os.fstat(dump.fileno()).st_size
         dump.seek(byte_range.start)
         remaining = byte_range.size
         decompressor = bz2.BZ2Decompressor()
@@ -155,11 +158,13 @@ def iter_range_pages(
                 remaining -= len(chunk)
                 stats.compressed_bytes += len(chunk)
                 while chunk and not closed:
+                    in_stream = True
                     xml = decompressor.decompress(chunk)
                     chunk = b""
                     if decompressor.eof:
                         chunk = decompressor.unused_data
                         decompressor = bz2.BZ2Decompressor()
+                        in_stream = False
                     end_of_root = xml.find(_CLOSING_ROOT)
                     if end_of_root >= 0:
                         xml = xml[:end_of_root]
@@ -176,6 +181,18 @@ def iter_range_pages(
 
     if remaining > 0 and not closed:
         _stop_range(path, byte_range, stats, f"the file ends {remaining} bytes before the range does")
+        return
+    if in_stream and not closed:
+        yield from pages_so_far()
+        _stop_range(path, byte_range, stats, "the range ends inside a bzip2 stream")
+        return
+    if at_end_of_file and not closed:
+        try:
+            parser.feed(b"</mediawiki>")
+            yield from pages_so_far()
+        except ET.ParseError:
+            pass
+        _stop_range(path, byte_range, stats, "the dump ends without </mediawiki>: it is cut short")
         return
     try:
         parser.feed(b"</mediawiki>")
@@ -206,6 +223,8 @@ def write_multistream(
     The layout is Wikimedia's: a <siteinfo> stream, streams of ``pages_per_stream``
     pages, and a closing stream. Page ids and titles in the index come from the XML.
     """
+    if pages_per_stream < 1:
+        raise ValueError(f"invalid pages_per_stream {pages_per_stream}: it must be at least 1")
     source = Path(source)
     out_path = Path(out_path)
     index_path = Path(index_path)
@@ -213,13 +232,16 @@ def write_multistream(
     temporary_index = index_path.with_name(f".{index_path.name}.tmp-{os.getpid()}")
     page_count = 0
 
-    with open(source, "rb") as raw, _open_compressed(raw, source) as stream, open(temporary, "wb") as out:
+    with open(source, "rb") as raw, _open_compressed(raw, source) as compressed, open(temporary, "wb") as out:
+        stream, _encoding = xml_byte_stream(compressed, force_utf8=True)
         index = bz2.BZ2File(temporary_index, "wb")
         pending: list[bytes] = []
         entries: list[tuple[str, str]] = []
         header_written = False
         for kind, data in _split_pages(stream):
             if kind == "header":
+                if b"<mediawiki" not in data:
+                    break
                 out.write(bz2.compress(data))
                 header_written = True
             elif kind == "page":
@@ -236,9 +258,10 @@ def write_multistream(
                 out.write(bz2.compress(data))
         index.close()
     if not header_written:
+        index.close()
         temporary.unlink(missing_ok=True)
         temporary_index.unlink(missing_ok=True)
-        raise DumpFormatError(f"{source} has no <mediawiki> header")
+        raise DumpFormatError(f"{source} is not a MediaWiki XML dump: no <mediawiki> element before the first page")
     os.replace(temporary, out_path)
     os.replace(temporary_index, index_path)
     return page_count
@@ -251,7 +274,7 @@ def _write_stream(out, index, pages: list[bytes], entries: list[tuple[str, str]]
 
 
 def _page_id_and_title(page: bytes) -> tuple[str, str]:
-    element = ET.fromstring(page)
+    element = ET.fromstring(page.strip())
     title = element.findtext("title") or ""
     page_id = element.findtext("id") or "0"
     return page_id.strip(), title
@@ -269,7 +292,10 @@ def _split_pages(stream) -> Iterator[tuple[str, bytes]]:
                 start = buffer.find(b"<page>")
                 if start < 0:
                     break
+                # The indentation before <page> stays with the page, as in Wikimedia's files.
                 line_start = buffer.rfind(b"\n", 0, start) + 1
+                if buffer[line_start:start].strip():
+                    line_start = start
                 yield "header", buffer[:line_start]
                 buffer = buffer[line_start:]
                 in_header = False
@@ -277,8 +303,9 @@ def _split_pages(stream) -> Iterator[tuple[str, bytes]]:
             end = buffer.find(b"</page>")
             if end < 0:
                 break
-            end = buffer.find(b"\n", end)
-            end = len(buffer) if end < 0 else end + 1
+            end += len(b"</page>")
+            if buffer[end : end + 1] == b"\n":
+                end += 1
             yield "page", buffer[:end]
             buffer = buffer[end:]
         if not chunk:

@@ -262,9 +262,13 @@ class _WorkerPool:
         return self.outcome
 
     def stop(self) -> None:
+        """Terminate workers that still run and let this process exit with tasks left unsent."""
         for process in self.processes:
             if process.is_alive():
                 process.terminate()
+        # Without this, the queue's feeder thread blocks exit while it waits to hand tasks
+        # to workers that are gone.
+        self.tasks.cancel_join_thread()
 
 
 def _work(make_pass, dump_path: str, siteinfo: SiteInfo | None, tasks, results) -> None:
@@ -295,7 +299,9 @@ def _run_ranges(
     make_pass: Callable[[], CountingPass], source: DumpSource, workers: int, progress: bool, desc: str
 ) -> PassOutcome:
     offsets = read_index_offsets(source.index)
-    ranges = plan_ranges(offsets, os.path.getsize(source.path), workers * RANGES_PER_WORKER)
+    size = os.path.getsize(source.path)
+    ranges = plan_ranges(offsets, size, workers * RANGES_PER_WORKER)
+    missing_streams = sum(1 for offset in offsets if offset >= size)
     logger.info("%s: %d streams in %d ranges over %d workers", desc, len(offsets), len(ranges), workers)
     pool = _WorkerPool(make_pass, source, workers, queue_size=len(ranges) + workers)
     pool.bar = tqdm(
@@ -309,10 +315,16 @@ def _run_ranges(
     try:
         for byte_range in ranges:
             pool.put(byte_range)
-        return pool.close()
+        outcome = pool.close()
     finally:
         pool.bar.close()
         pool.stop()
+    if missing_streams:
+        outcome.truncated = True
+        outcome.stop_reasons.append(
+            f"the index lists {missing_streams} streams past the end of the dump ({size} bytes): the dump is cut short"
+        )
+    return outcome
 
 
 def _run_batches(
