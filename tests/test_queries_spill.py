@@ -146,3 +146,20 @@ def test_join_sorted_matches_dicts(tmp_path):
     joined = list(join_sorted(merge_runs(left_counter.finish()), merge_runs(right_counter.finish())))
 
     assert joined == [(key, left[key], right.get(key, 0)) for key in sorted(left)]
+
+
+def test_merge_runs_in_groups_past_open_limit(tmp_path):
+    counter = SpillCounter(tmp_path, "words", max_entries=7)
+    expected = Counter()
+    rng = random.Random(3)
+    for _ in range(3_000):
+        key = f"w{rng.randint(0, 200)}"
+        counter.add(key)
+        expected[key] += 1
+    runs = counter.finish()
+
+    merged = dict(merge_runs(runs, max_open=5))
+
+    assert len(runs) > 25
+    assert merged == dict(expected)
+    assert not list(tmp_path.glob("merged-*"))

@@ -424,7 +424,7 @@ def _build(
         "spill": spilled,
         "truncated": truncated,
         "stop_reasons": words.stop_reasons + (pairs.stop_reasons if pairs is not None else []),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": _peak_rss_mb(words, pairs),
         "timings": timings,
         "started_at": started_at,
         "elapsed_s": round(elapsed, 3),
@@ -479,11 +479,15 @@ def _select_titles(
     return entries, seen["titles"]
 
 
-def _peak_rss_mb() -> dict[str, float]:
-    """Return the peak resident memory of this process and of its largest finished child, in MB."""
+def _peak_rss_mb(*outcomes: PassOutcome | None) -> dict[str, float]:
+    """Return the peak resident memory of this process and of the largest worker process, in MB.
+
+    Each worker measures its own peak, because the kernel's figure for finished children
+    can start from the size of the parent that started them.
+    """
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"main": round(own, 1), "largest_worker": round(children, 1)}
+    workers = max((outcome.worker_peak_rss_kb for outcome in outcomes if outcome is not None), default=0) / 1024
+    return {"main": round(own, 1), "largest_worker": round(workers, 1)}
 
 
 def _write_outputs(out_dir: Path, entries: list[QueryEntry], build_info: dict) -> dict[str, Path]:

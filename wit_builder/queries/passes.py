@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import resource
 import time
 import traceback
 from collections import Counter
@@ -75,6 +76,7 @@ class PassOutcome:
     truncated: bool = False
     stop_reasons: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    worker_peak_rss_kb: int = 0
 
     def add_runs(self, runs: dict[str, list[Path]]) -> None:
         for name, paths in runs.items():
@@ -243,7 +245,9 @@ class _WorkerPool:
         elif kind == "done":
             _kind, runs, stats = report
             self.outcome.add_runs(runs)
+            peak = stats.pop("peak_rss_kb_max", 0)
             self.outcome.stats.update(stats)
+            self.outcome.worker_peak_rss_kb = max(self.outcome.worker_peak_rss_kb, peak)
             self.finished += 1
 
     def _check_alive(self) -> None:
@@ -290,7 +294,9 @@ def _work(make_pass, dump_path: str, siteinfo: SiteInfo | None, tasks, results) 
             else:
                 for page in task:
                     counting.add_page(page, siteinfo)
-        results.put(("done", counting.finish(), counting.stats))
+        runs = counting.finish()
+        counting.stats["peak_rss_kb_max"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        results.put(("done", runs, counting.stats))
     except BaseException:  # noqa: BLE001 - every failure goes back to the parent with its traceback
         results.put(("error", traceback.format_exc()))
 

@@ -66,10 +66,7 @@ class SpillCounter:
             return None
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{self.name}-{os.getpid()}-{len(self.runs):05d}.run.gz"
-        temporary = path.with_name(f".{path.name}.tmp")
-        with gzip.open(temporary, "wt", encoding="utf-8", compresslevel=1, newline="\n") as run:
-            run.writelines(f"{key}\t{count}\n" for key, count in sorted(self.counts.items()))
-        os.replace(temporary, path)
+        _write_run(path, sorted(self.counts.items()))
         self.spilled_entries += len(self.counts)
         self.runs.append(path)
         self.counts = Counter()
@@ -89,11 +86,48 @@ def read_run(path: Path) -> Iterator[tuple[str, int]]:
             yield key, int(count)
 
 
-def merge_runs(paths: Iterable[Path]) -> Iterator[tuple[str, int]]:
-    """Yield every key of the runs ``paths`` once, with the sum of its counts, in sorted order."""
-    merged = heapq.merge(*(read_run(Path(path)) for path in paths), key=_key_of)
+#: Runs one merge reads at once. More runs are first merged in groups into larger runs,
+#: so a build never keeps more files open than this.
+MAX_OPEN_RUNS = 256
+
+
+def merge_runs(paths: Iterable[Path], max_open: int = MAX_OPEN_RUNS) -> Iterator[tuple[str, int]]:
+    """Yield every key of the runs ``paths`` once, with the sum of its counts, in sorted order.
+
+    With more than ``max_open`` runs, groups of them are merged into intermediate runs
+    beside the first one, which are deleted once read.
+    """
+    paths = [Path(path) for path in paths]
+    intermediate: list[Path] = []
+    while len(paths) > max_open:
+        merged_paths = []
+        for start in range(0, len(paths), max_open):
+            group = paths[start : start + max_open]
+            if len(group) == 1:
+                merged_paths.append(group[0])
+                continue
+            target = group[0].with_name(f"merged-{os.getpid()}-{len(intermediate):05d}.run.gz")
+            _write_run(target, _merge_group(group))
+            intermediate.append(target)
+            merged_paths.append(target)
+        paths = merged_paths
+    try:
+        yield from _merge_group(paths)
+    finally:
+        remove_runs(intermediate)
+
+
+def _merge_group(paths: list[Path]) -> Iterator[tuple[str, int]]:
+    merged = heapq.merge(*(read_run(path) for path in paths), key=_key_of)
     for key, group in itertools.groupby(merged, key=_key_of):
         yield key, sum(count for _key, count in group)
+
+
+def _write_run(path: Path, items: Iterable[tuple[str, int]]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with gzip.open(temporary, "wt", encoding="utf-8", compresslevel=1, newline="\n") as run:
+        run.writelines(f"{key}\t{count}\n" for key, count in items)
+    os.replace(temporary, path)
 
 
 def _key_of(item: tuple[str, int]) -> str:
