@@ -17,7 +17,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from wit_builder.queries.dump import iter_articles
 from wit_builder.queries.markup import MarkupStripper
-from wit_builder.queries.tokens import has_letter, iter_token_runs, join_tokens, tokenize
+from wit_builder.queries.tokens import has_letter, iter_token_runs, join_tokens, token_run_texts, tokenize
 
 SAMPLE_DUMP = "wikipedia/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 SAMPLE_WARC = "commoncrawl/warcfile.warc.gz"
@@ -359,3 +359,13 @@ def test_chinese_pages_of_warc_whole(samples_dir):
         assert tokens[word] > 0, word
     # Runs of four or more ideographs are mostly words of two or more.
     assert long_run_tokens < 0.75 * long_run_chars
+
+
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_run_texts_match_token_runs(sample_texts, lowercase):
+    texts = [*sample_texts, *JAPANESE_TRADEMARK, *JAPANESE_KINDLE, *CHINESE_NEWS, *HINDI, "Paris, France\tand  New\nYork"]
+    for text in texts:
+        runs = [" ".join(run) for run in iter_token_runs(text, lowercase)]
+        run_texts = [" ".join(run.split()) for run in token_run_texts(text, lowercase)]
+        assert run_texts == runs
+        assert " ".join(run_texts).split() == tokenize(text, lowercase)

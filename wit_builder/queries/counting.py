@@ -35,7 +35,7 @@ from typing import Iterable, Iterator
 from wit_builder.queries.articles import ArticleMaker, ArticleText
 from wit_builder.queries.dump import ARTICLE_NAMESPACE, SiteInfo, WikiPage
 from wit_builder.queries.spill import SpillCounter
-from wit_builder.queries.tokens import has_letter, iter_token_runs, join_tokens
+from wit_builder.queries.tokens import has_letter, iter_token_runs, join_tokens, token_run_texts
 from wit_builder.records import QueryEntry, QueryKind
 
 #: Priority of query kinds when one string qualifies as several: the first kind wins.
@@ -84,15 +84,15 @@ class TokenCache:
         self._file = None
         self._chars = 0
 
-    def write(self, runs: list[list[str]]) -> None:
-        """Append the runs of one article."""
+    def write(self, runs: list[str]) -> None:
+        """Append the runs of one article, each a string of tokens separated by whitespace."""
         if self._file is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.folder / f"tokens-{os.getpid()}-{len(self.files):05d}.txt.gz"
             self._file = gzip.open(path, "wt", encoding="utf-8", compresslevel=1, newline="\n")
             self.files.append(path)
             self._chars = 0
-        text = "".join(" ".join(run) + "\n" for run in runs)
+        text = "\n".join(runs) + "\n" if runs else ""
         self._file.write(text)
         self._chars += len(text)
         if self._chars >= self.file_chars:
@@ -144,10 +144,10 @@ class WordPass:
     def add_article(self, article: ArticleText) -> None:
         """Count the tokens, title and links of one article."""
         self.stats["articles"] += 1
-        runs = list(iter_token_runs(article.text, self.lowercase))
+        runs = token_run_texts(article.text, self.lowercase)
         if self.cache is not None:
             self.cache.write(runs)
-        tokens = [token for run in runs for token in run]
+        tokens = " ".join(runs).split()
         self.unigrams.update(tokens)
         self.stats["tokens"] += len(tokens)
         if not self.include_titles:

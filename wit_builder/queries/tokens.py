@@ -51,6 +51,9 @@ from typing import Iterator
 # a script written without spaces. Possessive quantifiers match the same tokens as
 # greedy ones here and skip the backtracking bookkeeping.
 _FAST_TOKEN = re.compile(r"[^\W_]++(?:['\-][^\W_]++)*+")
+# A run of fast-path tokens with only spaces or tabs between them, never a line break:
+# the same runs that ``_iter_fast_runs`` groups token by token.
+_FAST_RUN = re.compile(r"[^\W_]++(?:['\-][^\W_]++)*+(?:[^\S\n]++[^\W_]++(?:['\-][^\W_]++)*+)*+")
 _LETTER = re.compile(r"[^\W\d_]")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
@@ -122,6 +125,21 @@ def iter_token_runs(text: str, lowercase: bool = False) -> Iterator[list[str]]:
         runs = _iter_fast_runs(text)
     for run in runs:
         yield [token.lower() for token in run] if lowercase else run
+
+
+def token_run_texts(text: str, lowercase: bool = False) -> list[str]:
+    """Return the runs of ``iter_token_runs`` as strings, tokens separated by whitespace.
+
+    ``str.split()`` on a run gives its tokens. On the fast path one regular expression
+    finds whole runs, which is about twice as fast as grouping tokens one by one.
+    """
+    if _needs_full_path(text):
+        runs = [" ".join(run) for run in _group_runs(_iter_full_path_tokens(text))]
+    else:
+        runs = _FAST_RUN.findall(text)
+    if lowercase:
+        runs = [run.lower() for run in runs]
+    return runs
 
 
 def has_letter(token: str) -> bool:
