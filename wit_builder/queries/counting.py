@@ -182,14 +182,18 @@ class PairPass:
     def add_cache_file(self, path: Path) -> None:
         """Count the pairs of every token run in one token cache file."""
         words = self.words
-        with gzip.open(path, "rt", encoding="utf-8", newline="\n") as lines:
-            for line in lines:
-                run = line.split()
-                if len(run) < 2:
-                    continue
-                self.bigrams.update(
-                    [f"{first} {second}" for first, second in zip(run, run[1:]) if first in words and second in words]
-                )
+        with gzip.open(path, "rt", encoding="utf-8", newline="\n") as cache:
+            while True:
+                # One counter update per megabyte of runs, not per run: most runs are short.
+                lines = cache.readlines(1 << 20)
+                if not lines:
+                    break
+                pairs: list[str] = []
+                for line in lines:
+                    run = line.split()
+                    if len(run) > 1:
+                        pairs += [f"{first} {second}" for first, second in zip(run, run[1:]) if first in words and second in words]
+                self.bigrams.update(pairs)
         self.stats["cache_files"] += 1
 
     def finish(self) -> dict[str, list[Path]]:
