@@ -338,10 +338,10 @@ def test_reading_modes_give_same_queries(subset_dumps, tmp_path, monkeypatch, ma
             assert spill["pass_1_runs"] <= 4 * 2, mode
             assert spill["pass_2_runs"] <= 2, mode
         else:
-            # A counter checks its size after each article (pass 1) or token run (pass 2), so
-            # with 50 keys nearly every article and many runs of tokens give a run file.
+            # A counter checks its size after each article (pass 1) or megabyte of token runs
+            # (pass 2), so with 50 keys nearly every article gives a run file.
             assert spill["pass_1_runs"] > 20, mode
-            assert spill["pass_2_runs"] > 200, mode
+            assert spill["pass_2_runs"] >= 1, mode
 
 
 # Trimming to a target size ------------------------------------------------------------
