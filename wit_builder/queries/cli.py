@@ -144,6 +144,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     add_fetch_parser(commands)
 
+    multistream = commands.add_parser(
+        "multistream",
+        help="recompress a dump as a multistream .bz2 with its index, for parallel builds",
+        description="Write DUMP's pages as Wikimedia's multistream layout (a <siteinfo> stream, streams of "
+        "--pages-per-stream pages, a closing stream) and the bz2 index of 'offset:page_id:title' lines, "
+        "so that `wit queries build --index` can split it among workers.",
+    )
+    multistream.add_argument("dump", type=Path, metavar="DUMP", help="pages-articles dump (.xml, .bz2, .gz or .xz)")
+    multistream.add_argument("--out", type=Path, required=True, help="multistream .xml.bz2 file to write")
+    multistream.add_argument("--index", type=Path, required=True, help="index .txt.bz2 file to write")
+    multistream.add_argument(
+        "--pages-per-stream", type=int, default=100, help="pages per bzip2 stream (default: 100, as Wikimedia's)"
+    )
+    multistream.set_defaults(func=run_multistream)
+
     stats = commands.add_parser(
         "stats",
         help="print the counts of a query build and its top queries per kind",
@@ -183,6 +198,15 @@ def run_build(args: argparse.Namespace) -> int:
     print(f"{result.queries_path}: {counts} from {result.articles} articles in {result.elapsed_s:.1f} s")
     if result.truncated:
         print("warning: the dump ends early; the counts cover only the complete pages before the cut")
+    return 0
+
+
+def run_multistream(args: argparse.Namespace) -> int:
+    """Run `wit queries multistream` and return the exit code."""
+    from wit_builder.queries.multistream import write_multistream
+
+    pages = write_multistream(args.dump, args.out, args.index, pages_per_stream=args.pages_per_stream)
+    print(f"{args.out}: {pages} pages; index {args.index}")
     return 0
 
 
