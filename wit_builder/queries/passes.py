@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 #: Ranges per worker in multistream mode, and the text size of a batch in single-reader mode.
 RANGES_PER_WORKER = 4
-BATCH_TEXT_BYTES = 4 << 20
+BATCH_TEXT_BYTES = 1 << 20
 _POLL_SECONDS = 1.0
 
 

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-#: Default number of keys a counter contains before it spills: about 1.5 GB of Python dict
-#: for short words (an estimate of ~150 bytes per entry for keys, ints and the table).
+#: Default number of keys a counter contains before it spills.
 DEFAULT_MAX_ENTRIES = 10_000_000
-APPROX_BYTES_PER_ENTRY = 150
+#: Peak bytes per key of a counter while it spills, for sizing ``max_entries``. Measured
+#: with 2 million random word pairs of 7 to 21 characters on CPython 3.11: 101 bytes
+#: held (key, count and dict slot), 176 at the peak of the sort and write.
+APPROX_BYTES_PER_ENTRY = 180
 
 
 @dataclass
