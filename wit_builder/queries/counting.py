@@ -182,18 +182,20 @@ class PairPass:
     def add_cache_file(self, path: Path) -> None:
         """Count the pairs of every token run in one token cache file."""
         words = self.words
+        # One counter update per batch of pairs, not per run, because most runs are short.
+        # A batch is small next to max_entries, so the counter spills near its limit.
+        batch_size = max(1_000, min(200_000, self.bigrams.max_entries // 4))
+        pairs: list[str] = []
         with gzip.open(path, "rt", encoding="utf-8", newline="\n") as cache:
-            while True:
-                # One counter update per megabyte of runs, not per run: most runs are short.
-                lines = cache.readlines(1 << 20)
-                if not lines:
-                    break
-                pairs: list[str] = []
-                for line in lines:
-                    run = line.split()
-                    if len(run) > 1:
-                        pairs += [f"{first} {second}" for first, second in zip(run, run[1:]) if first in words and second in words]
-                self.bigrams.update(pairs)
+            for line in cache:
+                run = line.split()
+                if len(run) < 2:
+                    continue
+                pairs += [f"{first} {second}" for first, second in zip(run, run[1:]) if first in words and second in words]
+                if len(pairs) >= batch_size:
+                    self.bigrams.update(pairs)
+                    pairs = []
+        self.bigrams.update(pairs)
         self.stats["cache_files"] += 1
 
     def finish(self) -> dict[str, list[Path]]:
