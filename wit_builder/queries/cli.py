@@ -12,7 +12,6 @@ from wit_builder.queries.build import (
     DEFAULT_BIGRAM_MIN_COUNT,
     DEFAULT_MEMORY_LIMIT_GB,
     DEFAULT_MIN_COUNT,
-    DEFAULT_PMI_THRESHOLD,
     DEFAULT_TARGET_SIZE,
     QUERIES_PARQUET,
     build_queries,
@@ -21,6 +20,7 @@ from wit_builder.queries.build import (
 )
 from wit_builder.queries.counting import TitleRanking
 from wit_builder.queries.fetch_cli import add_fetch_parser
+from wit_builder.queries.options import add_counting_options, counting_arguments
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -55,32 +55,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="counting processes (default: the number of CPUs, %(default)s here)",
     )
     build.add_argument("--out", type=Path, required=True, help="output folder")
-    build.add_argument(
-        "--min-count",
-        type=int,
-        default=DEFAULT_MIN_COUNT,
-        help=f"minimum number of occurrences of a unigram query (default: {DEFAULT_MIN_COUNT})",
-    )
-    build.add_argument(
-        "--bigram-min-count",
-        type=int,
-        default=DEFAULT_BIGRAM_MIN_COUNT,
-        help=f"minimum number of occurrences of a bigram query (default: {DEFAULT_BIGRAM_MIN_COUNT})",
-    )
-    build.add_argument(
-        "--pmi-threshold",
-        type=float,
-        default=DEFAULT_PMI_THRESHOLD,
-        help="minimum pointwise mutual information of a bigram query, in bits: "
-        f"log2(count(a b) * tokens / (count(a) * count(b))) (default: {DEFAULT_PMI_THRESHOLD})",
-    )
-    build.add_argument("--no-bigrams", action="store_true", help="skip bigrams and the second pass over the dump")
-    build.add_argument("--no-titles", action="store_true", help="leave article titles out of the query list")
-    build.add_argument(
-        "--title-min-links",
-        type=int,
-        default=0,
-        help="minimum number of other articles that link to an article for its title to be a query (default: 0)",
+    add_counting_options(
+        build,
+        min_count=DEFAULT_MIN_COUNT,
+        bigram_min_count=DEFAULT_BIGRAM_MIN_COUNT,
+        title_links_help="minimum number of other articles that link to an article for its title to be a query",
     )
     build.add_argument(
         "--title-rank",
@@ -124,7 +103,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="cut the list to this many queries, titles first, then bigrams, then unigrams; 0 keeps all "
         f"(default: {DEFAULT_TARGET_SIZE})",
     )
-    build.add_argument("--lowercase", action="store_true", help="lowercase tokens before counting")
     build.add_argument(
         "--memory-limit-gb",
         type=float,
@@ -174,19 +152,13 @@ def run_build(args: argparse.Namespace) -> int:
     result = build_queries(
         args.dump,
         args.out,
-        min_count=args.min_count,
-        bigram_min_count=args.bigram_min_count,
-        pmi_threshold=args.pmi_threshold,
-        include_bigrams=not args.no_bigrams,
-        include_titles=not args.no_titles,
+        **counting_arguments(args),
         title_rank=args.title_rank,
-        title_min_links=args.title_min_links,
         title_min_pageviews=args.title_min_pageviews,
         pageviews=args.pageviews,
         pageviews_wiki=args.pageviews_wiki,
         wordnet=args.wordnet,
         target_size=args.target_size or None,
-        lowercase=args.lowercase,
         index=args.index,
         workers=args.workers,
         memory_limit_gb=args.memory_limit_gb,

@@ -12,7 +12,6 @@ from wit_builder.parquet import read_records, write_records
 from wit_builder.queries.articles import ArticleText, is_disambiguation
 from wit_builder.queries.build import (
     BUILD_JSON,
-    DEFAULT_PMI_THRESHOLD,
     QUERIES_PARQUET,
     QUERIES_TEXT,
     QueryParams,
@@ -27,6 +26,7 @@ from wit_builder.queries.fetch import (
     FetchSetupError,
     WikipediaFetcher,
 )
+from wit_builder.queries.options import add_counting_options, counting_arguments
 from wit_builder.records import QueryEntry
 
 logger = logging.getLogger(__name__)
@@ -130,34 +130,12 @@ def add_fetch_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
         "counting",
         "Defaults are far lower than those of `wit queries build`, because a fetch reads a few pages, not a dump.",
     )
-    counting.add_argument(
-        "--min-count",
-        type=int,
-        default=FETCH_MIN_COUNT,
-        help=f"minimum number of occurrences of a unigram query (default: {FETCH_MIN_COUNT})",
+    add_counting_options(
+        counting,
+        min_count=FETCH_MIN_COUNT,
+        bigram_min_count=FETCH_BIGRAM_MIN_COUNT,
+        title_links_help="minimum number of fetched articles that link to a title for it to be a query",
     )
-    counting.add_argument(
-        "--bigram-min-count",
-        type=int,
-        default=FETCH_BIGRAM_MIN_COUNT,
-        help=f"minimum number of occurrences of a bigram query (default: {FETCH_BIGRAM_MIN_COUNT})",
-    )
-    counting.add_argument(
-        "--pmi-threshold",
-        type=float,
-        default=DEFAULT_PMI_THRESHOLD,
-        help="minimum pointwise mutual information of a bigram query, in bits "
-        f"(default: {DEFAULT_PMI_THRESHOLD:g})",
-    )
-    counting.add_argument("--no-bigrams", action="store_true", help="leave bigrams out of the query list")
-    counting.add_argument("--no-titles", action="store_true", help="leave article titles out of the query list")
-    counting.add_argument(
-        "--title-min-links",
-        type=int,
-        default=0,
-        help="minimum number of links from fetched articles to a title for it to be a query (default: 0)",
-    )
-    counting.add_argument("--lowercase", action="store_true", help="lowercase tokens before counting")
     counting.add_argument(
         "--target-size", type=int, metavar="N", help="cut the new list to at most N queries (default: no cut)"
     )
@@ -236,16 +214,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     inputs = report.as_record()
     inputs["extended_from"] = str(args.extend.resolve()) if args.extend is not None else None
-    params = QueryParams(
-        min_count=args.min_count,
-        bigram_min_count=args.bigram_min_count,
-        pmi_threshold=args.pmi_threshold,
-        include_bigrams=not args.no_bigrams,
-        include_titles=not args.no_titles,
-        title_min_links=args.title_min_links,
-        lowercase=args.lowercase,
-        target_size=args.target_size,
-    )
+    params = QueryParams(**counting_arguments(args), target_size=args.target_size)
     result = build_queries_from_articles(articles, args.out, params=params, inputs=inputs)
     counts = ", ".join(f"{count} {kind}" for kind, count in result.counts.items())
     if existing is not None:
