@@ -204,7 +204,7 @@ class _DecompressingReader(io.RawIOBase):
 
     Unlike ``bz2.BZ2File`` and its siblings, it hands out every byte the decompressor
     produced before a cut or a corrupt block, and then ends as if the file ended there.
-    ``error`` then says why: EOFError when the file ends inside a stream, OSError for
+    ``error`` then records why: EOFError when the file ends inside a stream, OSError for
     corrupt data. Raising instead would make a buffered read drop the bytes it had
     already gathered. Concatenated streams (multistream bzip2, multi-member gzip) are
     read in order, and zero padding after the last one is skipped.
@@ -338,7 +338,7 @@ def xml_byte_stream(stream: BinaryIO, force_utf8: bool = False) -> tuple[BinaryI
     head = buffered.peek(512)[:512]
     encoding = declared_encoding(head)
     name = _declared_name(head)
-    # expat reads the names it knows only as spelled here, not aliases such as "UTF8".
+    # expat accepts these names only as spelled here, not aliases such as "UTF8".
     spelled_for_expat = name is None or name.lower() in _EXPAT_NAMES
     if encoding == "utf-8" and spelled_for_expat:
         return buffered, encoding

@@ -4,7 +4,7 @@ Wikimedia's ``pages-articles-multistream.xml.bz2`` is a chain of independent bzi
 streams. The first contains ``<mediawiki>`` and ``<siteinfo>``, each of the next contains
 up to 100 ``<page>`` elements, and the last contains ``</mediawiki>``. The companion
 ``pages-articles-multistream-index.txt.bz2`` has one line per page,
-``offset:page_id:title``, where ``offset`` is the byte position of the stream that holds
+``offset:page_id:title``, where ``offset`` is the byte position of the stream that contains
 the page. So the page streams can be cut into byte ranges at stream starts, and each
 worker can decompress and parse its own range with no shared reader.
 
