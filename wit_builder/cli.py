@@ -22,9 +22,24 @@ STAGE_CLI_MODULES = (
     "wit_builder.pipeline.cli",
 )
 
+# The module that registers each command. Running one command imports only its module,
+# because some stages import heavy libraries (scipy through datasketch, torch) at start.
+COMMAND_MODULES = {
+    "queries": "wit_builder.queries.cli",
+    "harvest": "wit_builder.harvest.cli",
+    "match": "wit_builder.match.cli",
+    "balance": "wit_builder.match.cli",
+    "fetch": "wit_builder.fetch.cli",
+    "filter": "wit_builder.filter.cli",
+    "shards": "wit_builder.shards.cli",
+    "train": "wit_builder.train.cli",
+    "report": "wit_builder.report.cli",
+    "run": "wit_builder.pipeline.cli",
+}
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every stage's subcommand."""
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser with every stage's subcommand, or only with ``command``'s."""
     parser = argparse.ArgumentParser(
         prog="wit",
         description="Build CLIP-style image-text datasets: queries, harvest, match, balance, fetch, filter, shards, train, report.",
@@ -34,9 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module_name in STAGE_CLI_MODULES:
+    module_names = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else STAGE_CLI_MODULES
+    for module_name in module_names:
         importlib.import_module(module_name).add_parser(subparsers)
     return parser
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """Return the first argument that is not an option: the command, when argv has one."""
+    return next((argument for argument in argv if not argument.startswith("-")), None)
 
 
 def configure_logging(verbose: bool, quiet: bool) -> None:
@@ -51,7 +72,8 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the `wit` command line and return its exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.quiet)
     try:
