@@ -31,7 +31,7 @@ test: install
 	$(BIN)/pytest
 
 queries: install
-	@test -n "$(DUMP)" || { echo "usage: make queries DUMP=path/to/pages-articles.xml.bz2 [INDEX=multistream-index.txt.bz2] [OUT=folder] [QUERY_ARGS='--wordnet /usr/share/wordnet']"; exit 2; }
+	@test -n "$(DUMP)" || { echo "usage: make queries DUMP=path/to/pages-articles.xml.bz2 [INDEX=multistream-index.txt.bz2] [OUT=folder] [QUERY_ARGS='--wordnet auto']"; exit 2; }
 	$(BIN)/wit queries build $(DUMP) --out $(OUT) $(if $(INDEX),--index $(INDEX)) $(QUERY_ARGS)
 
 clean:

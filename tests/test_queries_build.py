@@ -638,3 +638,56 @@ def test_max_entries_for():
 def test_query_params_validate(changes, message):
     with pytest.raises(ValueError, match=message):
         QueryParams(**changes).validate()
+
+
+# Checks before the build starts -----------------------------------------------------------
+
+
+def test_output_folder_that_is_a_file(samples_dir, tmp_path):
+    out = tmp_path / "out"
+    out.write_text("not a folder", encoding="utf-8")
+
+    with pytest.raises(ValueError, match="is not a folder"):
+        build_queries(samples_dir / SAMPLE_DUMP, out, progress=False)
+
+
+def test_pmi_threshold_must_be_finite(samples_dir, tmp_path):
+    with pytest.raises(ValueError, match="--pmi-threshold"):
+        build_queries(samples_dir / SAMPLE_DUMP, tmp_path / "out", pmi_threshold=float("nan"), progress=False)
+
+
+def test_pageview_file_of_wrong_format(tmp_path):
+    dump = wiki_dump(tmp_path, [wiki_page("Red fox", "A fox.", page_id=1)])
+    views = tmp_path / "views.txt"
+    views.write_text("1:2:Red fox\n3:4:Den\n", encoding="utf-8")
+
+    with pytest.raises(ValueError, match="Wikimedia pageview files"):
+        build_queries(dump, tmp_path / "out", pageviews=[views], **TITLES_ONLY)
+
+
+def test_views_of_redirect_go_to_target(tmp_path):
+    pages = [
+        wiki_page("Red fox", "The fox.", page_id=1),
+        wiki_page("Vulpes vulpes", "#REDIRECT [[Red fox]]", page_id=2, redirect="Red fox"),
+        wiki_page("Den", "A den.", page_id=3),
+    ]
+    dump = wiki_dump(tmp_path, pages)
+    views = tmp_path / "pageviews-20240101-000000"
+    views.write_text("en Red_fox 5 0\nen Vulpes_vulpes 70 0\nen.m Den 30 0\n", encoding="utf-8")
+
+    result = build_queries(dump, tmp_path / "out", pageviews=[views], pageviews_wiki="en", **TITLES_ONLY)
+    entries = {entry.query: entry.pageviews for entry in read_records(result.queries_path, QueryEntry)}
+
+    assert entries == {"Red fox": 75, "Den": 30}
+    assert read_build_info(result.out_dir)["parameters"]["title_rank"] == "pageviews"
+
+
+def test_cli_exits_1_without_articles(tmp_path, capsys):
+    dump = tmp_path / "cut.xml"
+    dump.write_text("<mediawiki><page><title>A", encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["queries", "build", str(dump), "--out", str(tmp_path / "out"), "--no-progress"])
+
+    assert args.func(args) == 1
+    assert "no article was read" in capsys.readouterr().out

@@ -298,7 +298,7 @@ def test_truncated_bz2_yields_complete_pages(tmp_path, samples_dir, caplog):
     assert 10 < len(pages) < 206
     assert pages[0].title == "AccessibleComputing"
     assert reader.stats.truncated
-    assert "ends early" in reader.stats.stop_reason
+    assert "cut off" in reader.stats.stop_reason
     assert pages[-1].title in caplog.text
 
 
@@ -392,7 +392,7 @@ def test_truncated_gz_and_xz_yield_complete_pages(tmp_path, sample_xml, sample_p
     assert 10 < len(pages) < 206
     assert pages == sample_pages[: len(pages)]
     assert reader.stats.truncated
-    assert "ends early" in reader.stats.stop_reason
+    assert "cut off" in reader.stats.stop_reason
     assert f"stopped after page {pages[-1][0]!r}" in caplog.text
 
 

@@ -412,3 +412,11 @@ def test_cut_multistream_build_truncated(sample_multistream, tmp_path, where):
     result = build_queries(cut, tmp_path / "out", index=index, workers=2, min_count=5, bigram_min_count=5, progress=False)
 
     assert result.truncated
+
+
+def test_index_of_other_file_is_rejected(samples_dir, sample_multistream, tmp_path):
+    _dump, index, _count = sample_multistream
+    single = samples_dir / SAMPLE_DUMP
+
+    with pytest.raises(DumpFormatError, match="the index does not match"):
+        build_queries(single, tmp_path / "out", index=index, workers=2, progress=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from wit_builder import __version__
@@ -82,8 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("wit").error("%s", error)
         return 2
     except KeyboardInterrupt:
-        logging.getLogger("wit").error("interrupted; finished files are kept and a rerun resumes from them")
+        note = getattr(args, "interrupt_note", "finished files are kept and a rerun resumes from them")
+        logging.getLogger("wit").error("interrupted; %s", note)
         return 130
+    except BrokenPipeError:
+        # The reader of the output went away (`wit queries stats DIR | head`): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import os
 import resource
 import shutil
@@ -45,6 +46,7 @@ from wit_builder.parquet import iter_records, write_records
 from wit_builder.queries.articles import ArticleText
 from wit_builder.queries.counting import (
     KIND_PRIORITY,
+    REDIRECT_SEPARATOR,
     TRIM_ORDER,
     PairPass,
     PassCounters,
@@ -83,7 +85,7 @@ TOP_QUERIES_IN_STATS = 20
 
 @dataclass
 class QueryParams:
-    """What makes a word, pair, title or synset a query, and how the list is trimmed.
+    """Thresholds that make a word, pair, title or synset a query, and the size the list is cut to.
 
     ``title_rank`` is "pageviews", "links" or "length"; None picks pageviews when
     pageview counts are given and links otherwise. ``target_size`` None keeps every
@@ -103,15 +105,20 @@ class QueryParams:
     max_entries: int = 10_000_000
 
     def validate(self) -> None:
-        """Raise ValueError naming the first invalid parameter."""
+        """Raise ValueError naming the first invalid parameter and its command-line option."""
         for name in ("min_count", "bigram_min_count", "max_entries"):
             if getattr(self, name) < 1:
-                raise ValueError(f"invalid {name} {getattr(self, name)}: it must be at least 1")
+                raise ValueError(f"invalid {_option(name)} {getattr(self, name)}: it must be at least 1")
         for name in ("title_min_links", "title_min_pageviews"):
             if getattr(self, name) < 0:
-                raise ValueError(f"invalid {name} {getattr(self, name)}: it must be 0 or more")
+                raise ValueError(f"invalid {_option(name)} {getattr(self, name)}: it must be 0 or more")
+        if not math.isfinite(self.pmi_threshold):
+            raise ValueError(f"invalid {_option('pmi_threshold')} {self.pmi_threshold}: it must be a finite number of bits")
         if self.target_size is not None and self.target_size < 1:
-            raise ValueError(f"invalid target_size {self.target_size}: it must be at least 1, or None for no limit")
+            raise ValueError(
+                f"invalid {_option('target_size')} {self.target_size}: it must be at least 1 "
+                "(None in Python, or 0 on the command line, keeps every entry)"
+            )
         if self.title_rank is not None:
             TitleRanking(rank=self.title_rank)
 
@@ -122,6 +129,11 @@ class QueryParams:
             "kind_priority": [kind.value for kind in KIND_PRIORITY],
             "trim_order": [kind.value for kind in TRIM_ORDER],
         }
+
+
+def _option(name: str) -> str:
+    """Return a parameter's name with its command-line option, such as "target_size (--target-size)"."""
+    return f"{name} (--{name.replace('_', '-')})"
 
 
 @dataclass
@@ -159,7 +171,7 @@ def max_entries_for(memory_limit_gb: float, workers: int) -> int:
     limit to the parent's merge and the selected entries.
     """
     if memory_limit_gb <= 0:
-        raise ValueError(f"invalid memory_limit_gb {memory_limit_gb}: it must be more than 0")
+        raise ValueError(f"invalid {_option('memory_limit_gb')} {memory_limit_gb}: it must be more than 0")
     budget = memory_limit_gb * 1e9 * 0.75
     return max(10_000, int(budget / (APPROX_BYTES_PER_ENTRY * len(WordPass.COUNTERS) * workers)))
 
@@ -205,9 +217,11 @@ def build_queries(
     A dump cut off mid-page is read up to the cut, and ``truncated`` is set.
     """
     if workers < 1:
-        raise ValueError(f"invalid workers {workers}: it must be at least 1")
+        raise ValueError(f"invalid {_option('workers')} {workers}: it must be at least 1")
     if max_pages is not None and max_pages < 1:
-        raise ValueError(f"invalid max_pages {max_pages}: it must be at least 1, or None for all pages")
+        raise ValueError(f"invalid {_option('max_pages')} {max_pages}: it must be at least 1, or None for all pages")
+    if title_min_pageviews and not pageviews:
+        logger.warning("title_min_pageviews (--title-min-pageviews) has no effect without pageview files (--pageviews)")
     params = QueryParams(
         min_count=min_count,
         bigram_min_count=bigram_min_count,
@@ -304,6 +318,19 @@ def _read_extras(pageviews: list | None, wiki: str, min_views: int, wordnet: str
         # NOTE: the sums keep one entry per viewed title of the wiki, about 130 bytes each.
         # A high title_min_pageviews drops most of them as the files are read.
         counted = read_pageviews(pageviews, wiki=wiki, min_views=min_views)
+        if counted.lines_read and counted.lines_malformed == counted.lines_read:
+            raise ValueError(
+                f"no line of the pageview files {[str(path) for path in pageviews]} has the format "
+                "'domain_code page_title count_views total_response_size': are they Wikimedia pageview files?"
+            )
+        if not counted.views:
+            seen = sorted(counted.lines_by_domain_code, key=counted.lines_by_domain_code.get, reverse=True)[:10]
+            logger.warning(
+                "the pageview files have no views of wiki %r (--pageviews-wiki); the most frequent project codes "
+                "in them are %s",
+                wiki,
+                ", ".join(seen) or "none",
+            )
         extras.pageviews = counted.views
         extras.inputs["pageviews"] = {
             "files": [str(path) for path in pageviews],
@@ -336,6 +363,7 @@ def _build(
 ) -> QueryBuildResult:
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    _prepare_output_folder(out_dir)
     spill = out_dir / SPILL_FOLDER
     shutil.rmtree(spill, ignore_errors=True)
     counters = PassCounters(spill, params.max_entries)
@@ -416,7 +444,7 @@ def _build(
         "stage": STAGE,
         "wit_builder_version": __version__,
         "inputs": extras.inputs,
-        "parameters": {**params.as_dict(), **run_parameters},
+        "parameters": {**params.as_dict(), "title_rank": effective_title_rank(params, extras), **run_parameters},
         "counts": {**counts, **pass_counts},
         "before_trim": before_trim,
         "trimmed": trimmed,
@@ -454,6 +482,33 @@ def _build(
     )
 
 
+def effective_title_rank(params: QueryParams, extras: _Extras) -> str:
+    """Return the title rank a build uses: the one asked for, else pageviews when given, else links."""
+    return params.title_rank or ("pageviews" if extras.pageviews is not None else "links")
+
+
+def _credit_redirect_views(views: dict[str, int], redirect_runs: list[Path]) -> None:
+    """Add the views of each redirect title to its target, as links to redirects are credited."""
+    for key, _count in merge_runs(redirect_runs):
+        source, _separator, target = key.partition(REDIRECT_SEPARATOR)
+        redirected = views.pop(source, 0)
+        if redirected:
+            views[target] = views.get(target, 0) + redirected
+
+
+def _prepare_output_folder(out_dir: Path) -> None:
+    """Create ``out_dir``, or raise ValueError saying why it cannot hold the build's files."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"invalid output folder {out_dir}: it exists and is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write to the output folder {out_dir}: {error}") from error
+
+
 def _select_titles(
     words: PassOutcome, counters: PassCounters, params: QueryParams, extras: _Extras
 ) -> tuple[list[QueryEntry], int]:
@@ -461,7 +516,9 @@ def _select_titles(
     inlinks = counters.counter("inlinks")
     for title, count in resolve_redirects(merge_runs(words.runs["links"]), merge_runs(words.runs["redirects"])):
         inlinks.add(title, count)
-    rank = params.title_rank or ("pageviews" if extras.pageviews is not None else "links")
+    rank = effective_title_rank(params, extras)
+    if extras.pageviews is not None:
+        _credit_redirect_views(extras.pageviews, words.runs["redirects"])
     ranking = TitleRanking(
         rank=rank,
         min_links=params.title_min_links,

@@ -74,7 +74,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         metavar="FILE",
-        help="Wikimedia pageview file (pageviews-YYYYMMDD-HH0000.gz) or a folder of them; repeatable",
+        help="Wikimedia hourly pageview file (pageviews-YYYYMMDD-HH0000.gz), a folder of them or a glob "
+        "pattern; repeatable",
     )
     build.add_argument(
         "--pageviews-wiki",
@@ -89,18 +90,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument(
         "--wordnet",
-        nargs="?",
-        const="auto",
         default=None,
         metavar="FOLDER",
-        help="add WordNet 3.0 synset names from FOLDER, or, without FOLDER, from $WORDNET_DIR or "
+        help="add WordNet 3.0 synset names from FOLDER; 'auto' looks in $WORDNET_DIR, $WNSEARCHDIR and "
         "/usr/share/wordnet (Debian's wordnet-base)",
     )
     build.add_argument(
         "--target-size",
         type=int,
         default=DEFAULT_TARGET_SIZE,
-        help="cut the list to this many queries, titles first, then bigrams, then unigrams; 0 keeps all "
+        help="cut the list to this many queries: the weakest titles first, then bigrams, then WordNet names, "
+        "then unigrams; 0 keeps all "
         f"(default: {DEFAULT_TARGET_SIZE})",
     )
     build.add_argument(
@@ -114,11 +114,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--max-entries",
         type=int,
         default=None,
-        help="number of keys a counter keeps in memory before it spills to disk; overrides --memory-limit-gb",
+        help="number of keys a counter keeps in memory before it spills to disk; overrides --memory-limit-gb, "
+        "which never sets it below 10,000",
     )
     build.add_argument("--max-pages", type=int, default=None, help="read only the first N articles, for quick trials")
     build.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    build.set_defaults(func=run_build)
+    build.set_defaults(func=run_build, interrupt_note="nothing was written; run the build again")
 
     add_fetch_parser(commands)
 
@@ -170,6 +171,9 @@ def run_build(args: argparse.Namespace) -> int:
     print(f"{result.queries_path}: {counts} from {result.articles} articles in {result.elapsed_s:.1f} s")
     if result.truncated:
         print("warning: the dump ends early; the counts cover only the complete pages before the cut")
+    if result.articles == 0:
+        print(f"error: no article was read from {args.dump}; the query list is empty")
+        return 1
     return 0
 
 
@@ -199,11 +203,19 @@ def run_stats(args: argparse.Namespace) -> int:
     print("counts:")
     for name, value in info["counts"].items():
         print(f"  {name}: {value}")
+    extend = info.get("extend")
+    if extend:
+        print(
+            f"extended {extend['extended_from']}: {extend['existing']} entries kept, {extend['added']} added, "
+            f"{extend['already_present']} already present"
+        )
     trimmed = {kind: count for kind, count in info.get("trimmed", {}).items() if count}
     if trimmed:
         print("cut to the target size: " + ", ".join(f"{count} {kind}" for kind, count in trimmed.items()))
     if "elapsed_s" in info:
-        print(f"elapsed: {info['elapsed_s']} s, peak memory: {json.dumps(info.get('peak_rss_mb', {}))} MB")
+        peak = info.get("peak_rss_mb", {})
+        memory = ", ".join(f"{name.replace('_', ' ')} {megabytes} MB" for name, megabytes in peak.items())
+        print(f"elapsed: {info['elapsed_s']} s; peak memory: {memory or 'not recorded'}")
 
     for kind, entries in top_queries_by_kind(Path(args.folder) / QUERIES_PARQUET, args.top).items():
         if not entries:

@@ -238,7 +238,7 @@ class _DecompressingReader(io.RawIOBase):
         chunk = self._raw.read(self.CHUNK)
         if not chunk:
             if self._in_stream:
-                self.error = EOFError("the compressed stream ends before its end-of-stream marker")
+                self.error = EOFError("no end-of-stream marker")
             else:
                 self._done = True
             return
@@ -372,9 +372,7 @@ class DumpReader:
         ``include_redirects`` also yields redirect pages, with ``redirect`` set.
         ``max_articles`` stops after that many yielded non-redirect pages.
         """
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"dump not found: {self.path}")
+        self.path = _dump_file(path)
         self.keep_namespaces = keep_namespaces
         self.include_redirects = include_redirects
         self.max_articles = max_articles
@@ -463,7 +461,7 @@ class DumpReader:
                 cause = compressed_error or error
                 raise DumpFormatError(f"{self.path} is not a MediaWiki XML dump: {cause}") from error
             if isinstance(compressed_error, EOFError):
-                self._stop_early(f"compressed stream ends early after {raw.tell()} bytes ({compressed_error})", last_page)
+                self._stop_early(f"compressed stream is cut off after {raw.tell()} bytes ({compressed_error})", last_page)
             elif compressed_error is not None:
                 self._stop_early(f"compressed stream is corrupt after {raw.tell()} bytes ({compressed_error})", last_page)
             else:
@@ -555,9 +553,7 @@ def read_page_element(page: ET.Element, namespaces: Namespaces) -> WikiPage:
 
 def read_siteinfo(path: str | os.PathLike) -> SiteInfo:
     """Read only the <siteinfo> of a dump (the start of the file), without reading its pages."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"dump not found: {path}")
+    path = _dump_file(path)
     info = SiteInfo()
     with open(path, "rb") as raw, _open_compressed(raw, path) as compressed:
         stream, info.encoding = xml_byte_stream(compressed)
@@ -572,8 +568,21 @@ def read_siteinfo(path: str | os.PathLike) -> SiteInfo:
                     read_siteinfo_element(element, info)
                     break
         except (ET.ParseError, EOFError, OSError) as error:
-            raise DumpFormatError(f"cannot read the <siteinfo> of {path}: {error}") from error
+            cause = getattr(getattr(compressed, "raw", None), "error", None) or error
+            raise DumpFormatError(
+                f"{path} is not a MediaWiki XML dump: its start cannot be read ({cause}). "
+                "Give a pages-articles .xml, .xml.bz2, .xml.gz or .xml.xz file"
+            ) from error
     return info
+
+
+def _dump_file(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dump not found: {path}")
+    if not path.is_file():
+        raise DumpFormatError(f"invalid dump {path}: it is not a regular file")
+    return path
 
 
 def _parse_int(text: str | None, default: int) -> int:

@@ -251,9 +251,9 @@ def merge_entries(existing: list[QueryEntry], new: list[QueryEntry]) -> list[Que
 def extend_query_list(out_dir: Path, existing: list[QueryEntry], source: Path) -> dict[str, int | str]:
     """Rewrite the new list in ``out_dir`` as ``existing`` plus its new queries and return the merge counts.
 
-    queries.parquet and queries.txt get the merged list. build.json and stats.json
-    keep the counts of the fetched pages and gain an "extend" record with the merged
-    total, so both the new build and the result stay visible.
+    queries.parquet and queries.txt get the merged list. In build.json and stats.json,
+    ``counts["queries"]`` becomes the merged total, the other counts stay those of the
+    fetched pages, and an "extend" record says how the two lists were merged.
     """
     out_dir = Path(out_dir)
     new = read_records(out_dir / QUERIES_PARQUET, QueryEntry)
@@ -274,6 +274,7 @@ def extend_query_list(out_dir: Path, existing: list[QueryEntry], source: Path) -
         if path.is_file():
             record = json.loads(path.read_text(encoding="utf-8"))
             record["extend"] = summary
+            record.setdefault("counts", {})["queries"] = len(merged)
             _write_text(path, json.dumps(record, indent=2) + "\n")
     logger.info(
         "extended %s: kept %d entries, added %d, skipped %d already present",

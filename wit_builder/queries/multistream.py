@@ -88,6 +88,31 @@ def read_index_offsets(index_path: str | os.PathLike) -> list[int]:
     return sorted(offsets)
 
 
+_BZIP2_STREAM_START = b"BZh"
+_BZIP2_BLOCK_MAGIC = b"\x31\x41\x59\x26\x53\x59"
+
+
+def check_index(path: str | os.PathLike, offsets: list[int]) -> None:
+    """Raise DumpFormatError unless a bzip2 stream starts at every offset of ``offsets`` inside ``path``.
+
+    An index that belongs to another file, or a single-stream dump given an index, fails
+    here before any worker starts. Offsets past the end of the file are left to
+    ``plan_ranges``, which reports a cut file.
+    """
+    with open(path, "rb") as dump:
+        size = os.fstat(dump.fileno()).st_size
+        for offset in offsets:
+            if offset >= size:
+                continue
+            dump.seek(offset)
+            head = dump.read(10)
+            if head[:3] != _BZIP2_STREAM_START or head[4:10] != _BZIP2_BLOCK_MAGIC:
+                raise DumpFormatError(
+                    f"the index does not match {path}: no bzip2 stream starts at offset {offset}. "
+                    "Give the index of this multistream file, or leave out --index"
+                )
+
+
 def plan_ranges(offsets: list[int], file_size: int, parts: int) -> list[ByteRange]:
     """Cut the page streams into at most ``parts`` ranges of about equal compressed size.
 

@@ -31,7 +31,14 @@ from typing import Callable, Protocol
 from tqdm import tqdm
 
 from wit_builder.queries.dump import DumpReader, SiteInfo, WikiPage
-from wit_builder.queries.multistream import ByteRange, RangeStats, iter_range_pages, plan_ranges, read_index_offsets
+from wit_builder.queries.multistream import (
+    ByteRange,
+    RangeStats,
+    check_index,
+    iter_range_pages,
+    plan_ranges,
+    read_index_offsets,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +199,7 @@ class _WorkerPool:
                     source.siteinfo if source is not None else None,
                     self.tasks,
                     self.results,
+                    logging.getLogger().getEffectiveLevel(),
                 ),
                 name=f"wit-queries-{number}",
                 daemon=True,
@@ -275,8 +283,9 @@ class _WorkerPool:
         self.tasks.cancel_join_thread()
 
 
-def _work(make_pass, dump_path: str, siteinfo: SiteInfo | None, tasks, results) -> None:
+def _work(make_pass, dump_path: str, siteinfo: SiteInfo | None, tasks, results, log_level: int) -> None:
     """Body of a worker process: count every task until the None sentinel, then spill and report."""
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         counting = make_pass()
         while True:
@@ -305,6 +314,7 @@ def _run_ranges(
     make_pass: Callable[[], CountingPass], source: DumpSource, workers: int, progress: bool, desc: str
 ) -> PassOutcome:
     offsets = read_index_offsets(source.index)
+    check_index(source.path, offsets)
     size = os.path.getsize(source.path)
     ranges = plan_ranges(offsets, size, workers * RANGES_PER_WORKER)
     missing_streams = sum(1 for offset in offsets if offset >= size)
