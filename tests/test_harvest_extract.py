@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from wit_builder.harvest.decode import decode_html, sniff_charset
+from wit_builder.harvest.decode import declared_charset, decode_html, sniff_charset
 from wit_builder.harvest.extract import (
     extract_candidates,
     extract_links,
     extract_page,
+    language_tag,
     largest_srcset_entry,
     parse_srcset,
 )
+from wit_builder.harvest.urls import normalize_url, resolve_url
 from wit_builder.records import TextSource, candidate_id
 
 PAGE = "http://example.com/blog/post.html"
@@ -206,4 +208,95 @@ def test_charset_aliases_and_fallbacks():
     assert sniff_charset(b"<p>plain</p>", "text/html; charset=iso-8859-1") == "cp1252"
     assert sniff_charset(b"<p>plain</p>", "text/html; charset=no-such-charset") == "utf-8"
     assert sniff_charset(b"\xef\xbb\xbf<p>bom</p>", "text/html; charset=iso-8859-1") == "utf-8"
-    assert decode_html(b"<p>\xff broken</p>") == "<p>\ufffd broken</p>"
+    assert decode_html(b"<p>\xff broken</p>", "text/html; charset=utf-8") == "<p>\ufffd broken</p>"
+
+
+@pytest.mark.parametrize(
+    "reference, expected",
+    [
+        ("/a.jpg#section", "http://example.com/a.jpg"),
+        ("HTTP://Bücher.Example/x.jpg", "http://xn--bcher-kva.example/x.jpg"),
+        ("http://EXAMPLE.org/Photo.JPG", "http://example.org/Photo.JPG"),
+        ("http://example.org:80/a.jpg", "http://example.org/a.jpg"),
+        ("https://example.org:443/a.jpg", "https://example.org/a.jpg"),
+        ("https://example.org:8443/a.jpg", "https://example.org:8443/a.jpg"),
+        ("/photos/my cat.jpg", "http://example.com/photos/my%20cat.jpg"),
+        ("/fotos/gâteau.jpg?größe=groß", "http://example.com/fotos/g%C3%A2teau.jpg?gr%C3%B6%C3%9Fe=gro%C3%9F"),
+        ("/%e4%b8%ad.jpg", "http://example.com/%E4%B8%AD.jpg"),
+        ("/%E4%B8%AD%20x.jpg", "http://example.com/%E4%B8%AD%20x.jpg"),
+        ("/100%.jpg", "http://example.com/100%.jpg"),
+        ("/a/%2Fb.jpg", "http://example.com/a/%2Fb.jpg"),
+        ("/a/./b/../c.jpg", "http://example.com/a/c.jpg"),
+        ("http://example.org/a/../../b.jpg", "http://example.org/b.jpg"),
+        ("..\\img\\d.jpg", "http://example.com/img/d.jpg"),
+        ("//cdn.example.net/x.jpg", "http://cdn.example.net/x.jpg"),
+        ("http://example.org", "http://example.org/"),
+        ('/q.jpg?a="b"&c=<d>', "http://example.com/q.jpg?a=%22b%22&c=%3Cd%3E"),
+        ("http://my_host.例え.jp/a.jpg", "http://my_host.xn--r8jz45g.jp/a.jpg"),
+        ("http://[2001:DB8::1]:80/a.jpg", "http://[2001:db8::1]/a.jpg"),
+    ],
+)
+def test_image_urls_normalized(reference, expected):
+    assert resolve_url(reference, PAGE) == expected
+    # A normalized URL is its own normal form.
+    assert normalize_url(expected) == expected
+
+
+@pytest.mark.parametrize("reference", ["http://exa mple.com/a.jpg", "http://example.com:99999/a.jpg", "http://:80/a.jpg",
+                                       "mailto:someone@example.com", "ftp://example.com/a.jpg"])
+def test_invalid_urls_rejected(reference):
+    assert resolve_url(reference, PAGE) is None
+
+
+def test_spellings_of_one_url_give_one_candidate():
+    html = (
+        '<img src="HTTP://Example.com:80/photos/my%20cat.jpg#top" alt="My cat">'
+        '<img src="/photos/my cat.jpg" alt="My cat">'
+        '<img src="../photos/./my%20cat.jpg" alt="My cat">'
+    )
+    page = extract_page(html, PAGE, "test")
+    assert [(c.url, c.text) for c in page.candidates] == [("http://example.com/photos/my%20cat.jpg", "My cat")]
+    assert page.candidates[0].candidate_id == candidate_id("http://example.com/photos/my%20cat.jpg", "My cat")
+    assert page.duplicates == 2
+
+
+def test_alt_equal_to_title_kept_once():
+    page = extract_page('<img src="/a.jpg" alt="Lake" title="Lake">', PAGE, "test")
+    assert [(c.text, c.text_source) for c in page.candidates] == [("Lake", "alt")]
+
+
+def test_language_from_meta_pragma_without_html_lang():
+    html = '<html><head><meta http-equiv="Content-Language" content="pt-BR"></head><img src="/a.jpg" alt="A"></html>'
+    assert extract_page(html, PAGE, "test", content_language="es").language == "pt-BR"
+
+
+def test_language_from_header_without_html_lang_or_pragma():
+    assert extract_page('<img src="/a.jpg" alt="A">', PAGE, "test", content_language=" de_AT ").language == "de-AT"
+
+
+def test_html_lang_wins_over_pragma_and_header():
+    html = '<html lang="fr"><meta http-equiv="content-language" content="en"><img src="/a.jpg" alt="A">'
+    assert extract_page(html, PAGE, "test", content_language="es").language == "fr"
+
+
+def test_language_lists_ignored():
+    html = '<meta http-equiv="content-language" content="en, fr"><img src="/a.jpg" alt="A">'
+    assert extract_page(html, PAGE, "test", content_language="de, it").language is None
+    assert language_tag("en, fr") is None
+    assert language_tag("  ") is None
+
+
+def test_base_without_href_ignored():
+    html = '<base target="_blank"><img src="pics/a.jpg" alt="A">'
+    assert pairs(html) == {("http://example.com/blog/pics/a.jpg", "A", "alt")}
+
+
+def test_undeclared_legacy_charset_detected():
+    body = "<html><p>Стратегия пожарной безопасности и защиты населения</p></html>".encode("cp1251")
+    assert declared_charset(body) is None
+    assert "Стратегия пожарной безопасности" in decode_html(body)
+
+
+def test_undeclared_utf8_cut_inside_character_stays_utf8():
+    body = "<p>Grüße aus Köln</p>".encode("utf-8") + "ü".encode("utf-8")[:1]
+    assert decode_html(body) == "<p>Grüße aus Köln</p>\ufffd"

@@ -2,13 +2,23 @@
 
 The order follows the WHATWG encoding sniffing steps in simplified form: a byte order mark,
 then the charset of the HTTP Content-Type header, then a ``<meta>`` charset declaration in
-the first bytes of the document, then UTF-8. Undecodable bytes become U+FFFD.
+the first bytes of the document. A page that declares nothing is decoded as UTF-8 when it is
+valid UTF-8, and otherwise with the charset that charset-normalizer detects, as browsers also
+guess. Undecodable bytes become U+FFFD.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
+
+import charset_normalizer
+
+#: Bytes that charset detection reads from a page without a declared charset.
+DETECTION_SAMPLE_BYTES = 32 * 1024
+
+#: Charset of an undeclared page that is not UTF-8 and whose charset detection fails (the WHATWG default).
+FALLBACK_CHARSET = "cp1252"
 
 #: Bytes searched for a ``<meta>`` charset declaration. The WHATWG prescan reads 1,024 bytes,
 #: and 4 KiB also finds declarations that follow long head content.
@@ -80,16 +90,34 @@ def charset_from_meta(body: bytes) -> str | None:
     return normalize_charset(match.group(1).decode("ascii", "replace"), from_meta=True)
 
 
-def sniff_charset(body: bytes, content_type: str | None = None) -> str:
-    """Return the codec name to decode ``body`` with."""
+def declared_charset(body: bytes, content_type: str | None = None) -> str | None:
+    """Return the codec of a byte order mark, the Content-Type header or a ``<meta>`` tag, or None."""
     for bom, name in _BOMS:
         if body.startswith(bom):
             return name
-    return charset_from_content_type(content_type) or charset_from_meta(body) or "utf-8"
+    return charset_from_content_type(content_type) or charset_from_meta(body)
+
+
+def sniff_charset(body: bytes, content_type: str | None = None) -> str:
+    """Return the declared codec of ``body``, or UTF-8 when it declares none."""
+    return declared_charset(body, content_type) or "utf-8"
+
+
+def detect_charset(body: bytes) -> str:
+    """Return the codec that charset-normalizer detects in the first bytes of ``body``, or the fallback."""
+    match = charset_normalizer.from_bytes(body[:DETECTION_SAMPLE_BYTES]).best()
+    detected = normalize_charset(match.encoding) if match is not None else None
+    return detected or FALLBACK_CHARSET
 
 
 def decode_html(body: bytes, content_type: str | None = None) -> str:
     """Decode an HTML document, replacing bytes that are invalid in the chosen charset."""
-    charset = sniff_charset(body, content_type)
+    charset = declared_charset(body, content_type)
+    if charset is None:
+        try:
+            return body.decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError as error:
+            # A page cut at a size limit can end inside a UTF-8 sequence, which is no reason to guess.
+            charset = "utf-8" if error.start >= len(body) - 3 else detect_charset(body)
     text = body.decode(charset, errors="replace")
     return text.removeprefix("\ufeff")

@@ -6,6 +6,8 @@ URL is ``src``, else the largest ``srcset`` entry (``<picture><source>`` entries
 else a lazy-loading attribute such as ``data-src``. Images without an http(s) URL, SVG
 images and 1x1-style spacer or tracking images are dropped and counted by reason.
 Decorative images with texts like "logo" are kept: filtering them is a later stage's job.
+Image and link URLs are normalized as ``wit_builder.harvest.urls`` describes, so a candidate's
+id (a hash of URL and text) is the same for every spelling of its URL.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from __future__ import annotations
 import collections
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urldefrag, urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from wit_builder.harvest.decode import decode_html
+from wit_builder.harvest.urls import resolve_url
 from wit_builder.records import Candidate, TextSource, candidate_id
 
 #: An image whose declared width or height is at most this many pixels is a spacer or tracking pixel.
@@ -131,7 +133,7 @@ def _usable_reference(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    if not value or value.lower().startswith(_UNUSABLE_SCHEMES):
+    if not value or is_unusable_reference(value):
         return None
     return value
 
@@ -175,20 +177,6 @@ def select_image_reference(image: LexborNode) -> str | None:
     return _srcset_reference(lazy_srcsets)
 
 
-def resolve_url(reference: str, base_url: str) -> str | None:
-    """Join a reference to the base URL and drop the fragment; None unless the result is http(s)."""
-    # The URL standard strips leading and trailing spaces and removes every tab and newline.
-    reference = reference.strip().replace("\t", "").replace("\n", "").replace("\r", "")
-    try:
-        url, _fragment = urldefrag(urljoin(base_url, reference))
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return url
-
-
 def _declared_size(value: str | None) -> float | None:
     if value is None:
         return None
@@ -228,16 +216,34 @@ def image_texts(image: LexborNode) -> list[tuple[str, TextSource]]:
     return [(text, source) for text, source in texts if text]
 
 
-def page_language(tree: LexborHTMLParser) -> str | None:
-    """Return the language declared by ``<html lang>`` (or ``xml:lang``), or None."""
-    root = tree.css_first("html")
-    if root is None:
+def language_tag(value: str | None) -> str | None:
+    """Return a declared language tag with ``_`` read as ``-``, or None when it is empty or lists several languages."""
+    value = (value or "").strip()
+    # The HTML standard ignores a Content-Language pragma or header that lists several languages.
+    if not value or "," in value:
         return None
-    for name in ("lang", "xml:lang"):
-        value = (root.attributes.get(name) or "").strip()
-        if value:
-            return value.replace("_", "-")
-    return None
+    return value.replace("_", "-")
+
+
+def page_language(tree: LexborHTMLParser, content_language: str | None = None) -> str | None:
+    """Return the page's declared language, or None.
+
+    The order follows the HTML standard: ``<html lang>`` (or ``xml:lang``), then a
+    ``<meta http-equiv="Content-Language">`` pragma, then the HTTP Content-Language header.
+    """
+    root = tree.css_first("html")
+    if root is not None:
+        for name in ("lang", "xml:lang"):
+            language = language_tag(root.attributes.get(name))
+            if language:
+                return language
+
+    for meta in tree.css("meta[http-equiv]"):
+        if (meta.attributes.get("http-equiv") or "").strip().lower() == "content-language":
+            language = language_tag(meta.attributes.get("content"))
+            if language:
+                return language
+    return language_tag(content_language)
 
 
 def base_url_of(tree: LexborHTMLParser, page_url: str) -> str:
@@ -249,25 +255,72 @@ def base_url_of(tree: LexborHTMLParser, page_url: str) -> str:
     return resolved or page_url
 
 
+def is_unusable_reference(value: str | None) -> bool:
+    """Return whether a URL reference uses a scheme that cannot be fetched (data:, javascript:, blob:)."""
+    return (value or "").strip().lower().startswith(_UNUSABLE_SCHEMES)
+
+
+def is_svg_url(url: str) -> bool:
+    """Return whether a normalized URL's path ends in .svg or .svgz."""
+    path = url.split("?", 1)[0]
+    return path.lower().endswith(SVG_SUFFIXES)
+
+
 def _drop_reason(image: LexborNode, reference: str | None, url: str | None) -> str | None:
     if reference is None:
-        src = (image.attributes.get("src") or "").strip().lower()
-        return "unsupported_scheme" if src.startswith(_UNUSABLE_SCHEMES) else "no_url"
+        return "unsupported_scheme" if is_unusable_reference(image.attributes.get("src")) else "no_url"
     if url is None:
         return "invalid_url"
-    if urlsplit(url).path.lower().endswith(SVG_SUFFIXES):
+    if is_svg_url(url):
         return "svg"
     if is_tiny_image(image):
         return "tiny"
     return None
 
 
-def extract_page(html: bytes | str, page_url: str, source: str, with_links: bool = True) -> PageExtraction:
-    """Parse one page and return its candidates, its links and counts of dropped images."""
+def add_candidates(
+    result: PageExtraction,
+    seen: set[str],
+    url: str,
+    texts: list[tuple[str, TextSource]],
+    page_url: str,
+    source: str,
+) -> None:
+    """Append one candidate per text of an image to ``result``, skipping exact repeats within the page."""
+    for text, text_source in texts:
+        identifier = candidate_id(url, text)
+        if identifier in seen:
+            result.duplicates += 1
+            continue
+        seen.add(identifier)
+        result.candidates.append(
+            Candidate(
+                candidate_id=identifier,
+                url=url,
+                text=text,
+                text_source=text_source.value,
+                page_url=page_url,
+                source=source,
+                page_language=result.language,
+            )
+        )
+
+
+def extract_page(
+    html: bytes | str,
+    page_url: str,
+    source: str,
+    with_links: bool = True,
+    content_language: str | None = None,
+) -> PageExtraction:
+    """Parse one page and return its candidates, its links and counts of dropped images.
+
+    ``content_language`` is the HTTP Content-Language header, used when the page declares no language itself.
+    """
     if isinstance(html, bytes):
         html = decode_html(html)
     tree = LexborHTMLParser(html)
-    result = PageExtraction(language=page_language(tree))
+    result = PageExtraction(language=page_language(tree, content_language))
     base_url = base_url_of(tree, page_url)
     seen: set[str] = set()
 
@@ -285,24 +338,7 @@ def extract_page(html: bytes | str, page_url: str, source: str, with_links: bool
             result.dropped["no_text"] += 1
             continue
         result.images_with_text += 1
-
-        for text, text_source in texts:
-            identifier = candidate_id(url, text)
-            if identifier in seen:
-                result.duplicates += 1
-                continue
-            seen.add(identifier)
-            result.candidates.append(
-                Candidate(
-                    candidate_id=identifier,
-                    url=url,
-                    text=text,
-                    text_source=text_source.value,
-                    page_url=page_url,
-                    source=source,
-                    page_language=result.language,
-                )
-            )
+        add_candidates(result, seen, url, texts, page_url, source)
 
     if with_links:
         result.links = _links(tree, base_url)
