@@ -28,6 +28,7 @@ max_pages = 60
 warc = ["{samples}/commoncrawl/warcfile.warc.gz"]
 max_depth = 8
 max_pages = 500
+host_delay_s = 0.0
 
 [harvest.sample_site]
 images = "{samples}/flickr8k/images"
