@@ -21,6 +21,7 @@ STAGE_CLI_MODULES = (
     "wit_builder.train.cli",
     "wit_builder.report.cli",
     "wit_builder.pipeline.cli",
+    "wit_builder.replay.cli",
 )
 
 # The module that registers each command. Running one command imports only its module,
@@ -36,6 +37,7 @@ COMMAND_MODULES = {
     "train": "wit_builder.train.cli",
     "report": "wit_builder.report.cli",
     "run": "wit_builder.pipeline.cli",
+    "replay": "wit_builder.replay.cli",
 }
 
 

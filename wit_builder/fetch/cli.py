@@ -59,6 +59,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--user-agent-contact", default=None, metavar="URL", help='contact URL added to the User-Agent, as "wit-builder/VERSION (+URL)"')
     parser.add_argument("--ignore-robots-tag", action="store_true", help="keep images whose X-Robots-Tag contains noai, noimageai, noindex or noimageindex")
     parser.add_argument("--allow-private", action="store_true", help="allow loopback and private addresses (only for local test servers)")
+    parser.add_argument(
+        "--proxy",
+        default=None,
+        metavar="URL",
+        help="send every request, https URLs included, to this HTTP proxy on a loopback IP address, such as the URL that `wit replay` prints",
+    )
     parser.add_argument("--overwrite", action="store_true", help="fetch again partitions that already have output")
 
     parser.set_defaults(func=run_fetch)
@@ -75,6 +81,7 @@ def config_from_args(args: argparse.Namespace) -> FetchConfig:
         max_redirects=args.max_redirects,
         max_concurrency=args.concurrency,
         max_per_host=args.per_host,
+        proxy=args.proxy,
     )
     return FetchConfig(
         http=http,
@@ -158,6 +165,7 @@ def fetch_folder(
         image_size=config.image_size,
         resize_mode=config.resize_mode,
         user_agent=config.http.user_agent,
+        proxy=config.http.proxy,
         **(extra_stats or {}),
     )
     logger.info("fetch: %d of %d rows ok, stats in %s", totals[FetchStatus.OK.value], rows, out_dir / "stats.json")

@@ -22,7 +22,7 @@ from yarl import URL
 
 from wit_builder import __version__
 from wit_builder.net.counted_log import CountedLog
-from wit_builder.net.guard import BlockedAddressError, GuardedResolver, InvalidURLError, check_url
+from wit_builder.net.guard import BlockedAddressError, GuardedResolver, InvalidURLError, check_url, parse_ip_literal
 from wit_builder.records import FetchStatus
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ class HttpConfig:
     connect_timeout_s: float = 10.0
     #: Maximum body size in bytes after decompression. The read stops as soon as it is passed.
     max_bytes: int = 20 * 1024 * 1024
+    #: Return the first ``max_bytes`` bytes of a longer body with status ok instead of too_large.
+    truncate_long_bodies: bool = False
     #: Maximum number of redirects followed; 0 follows none.
     max_redirects: int = 5
     #: Extra attempts after a timeout, connection error, truncated body, 429 or 5xx.
@@ -72,10 +74,16 @@ class HttpConfig:
     max_per_host: int = 4
     #: How long resolved addresses stay cached.
     dns_ttl_s: float = 300.0
+    #: HTTP proxy that receives every request, such as a ``wit replay`` server. Only http://
+    #: URLs with a loopback IP address are accepted. Setting it is the explicit opt-in for
+    #: connecting to that address, so ``allow_private`` still applies only to target URLs.
+    proxy: str | None = None
 
     def __post_init__(self) -> None:
         if self.user_agent is None:
             self.user_agent = default_user_agent(self.contact_url)
+        if self.proxy is not None:
+            self.proxy = check_proxy_url(self.proxy)
         for name in ("timeout_s", "connect_timeout_s", "max_bytes", "max_concurrency", "max_per_host"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"HttpConfig.{name} must be positive, got {getattr(self, name)!r}")
@@ -89,7 +97,8 @@ class HttpResult:
     """Outcome of ``http_get`` for one URL.
 
     ``body`` is set only when ``status`` is ok, that is when a 2xx body arrived
-    completely and within the byte cap. Partial bodies are never returned.
+    completely and within the byte cap. Partial bodies are returned only with
+    ``truncate_long_bodies``, cut at ``max_bytes``.
     """
 
     url: str
@@ -122,12 +131,44 @@ class _Hop:
     retry_after_s: float | None = None
 
 
+def check_proxy_url(proxy: str) -> str:
+    """Return ``proxy`` as a normalized URL, or raise ValueError unless it is http:// on a loopback IP address."""
+    hint = "expected http://IP:PORT with a loopback IP address, such as the URL that `wit replay` prints"
+    try:
+        parsed = URL(proxy.strip())
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"invalid proxy {proxy!r}: {error}; {hint}") from None
+    literal = parse_ip_literal(parsed.raw_host or "")
+    if parsed.scheme != "http" or literal is None or not literal.is_loopback:
+        raise ValueError(f"invalid proxy {proxy!r}: {hint}")
+    if parsed.user or parsed.raw_path not in ("", "/") or parsed.raw_query_string or parsed.raw_fragment:
+        raise ValueError(f"invalid proxy {proxy!r}: a proxy URL must not contain a user, path, query or fragment; {hint}")
+    return str(parsed.origin())
+
+
+class _PlainProxyRequest(aiohttp.ClientRequest):
+    """Client request that sends https URLs to an HTTP proxy as plain absolute-form requests.
+
+    aiohttp (3.14) opens a CONNECT tunnel and TLS for https URLs when ``is_ssl()`` is true.
+    A replay proxy has no TLS sessions to tunnel, so through a proxy every request is
+    ``GET https://host/path HTTP/1.1`` on the plain proxy connection.
+    """
+
+    def is_ssl(self) -> bool:
+        return False if self.proxy is not None else super().is_ssl()
+
+
+_logged_proxies: set[str] = set()
+
+
 def make_session(config: HttpConfig) -> aiohttp.ClientSession:
     """Create a client session whose connector resolves through the address guard.
 
     Call it inside a running event loop and close the session when done. The session
     keeps no cookies and ignores proxy environment variables. Timeouts other than the
-    connect timeout come from ``http_get``.
+    connect timeout come from ``http_get``. With ``config.proxy`` set, every request goes
+    to that proxy and target hosts are never resolved. ``check_url`` still rejects
+    target URLs with blocked IP literals unless ``allow_private`` is set.
     """
     resolver = GuardedResolver(allow_private=config.allow_private, ttl_s=config.dns_ttl_s)
     connector = aiohttp.TCPConnector(
@@ -137,6 +178,12 @@ def make_session(config: HttpConfig) -> aiohttp.ClientSession:
         use_dns_cache=False,  # GuardedResolver caches
     )
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout_s)
+    proxy_options = {}
+    if config.proxy is not None:
+        proxy_options = {"proxy": config.proxy, "request_class": _PlainProxyRequest}
+        if config.proxy not in _logged_proxies:
+            _logged_proxies.add(config.proxy)
+            logger.info("sending every request through the proxy %s", config.proxy)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,
@@ -146,6 +193,7 @@ def make_session(config: HttpConfig) -> aiohttp.ClientSession:
         # decompressed size, which also stops compression bombs.
         auto_decompress=True,
         trust_env=False,
+        **proxy_options,
     )
 
 
@@ -223,7 +271,7 @@ async def _read_body(response: aiohttp.ClientResponse, result: HttpResult, confi
     """Stream the body into ``result`` and set its status: ok, too_large or truncated."""
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     declared = response.content_length
-    if declared is not None and encoding == "identity" and declared > config.max_bytes:
+    if declared is not None and encoding == "identity" and declared > config.max_bytes and not config.truncate_long_bodies:
         result.status = FetchStatus.TOO_LARGE
         result.error = f"Content-Length {declared} exceeds max_bytes {config.max_bytes}"
         return
@@ -233,6 +281,11 @@ async def _read_body(response: aiohttp.ClientResponse, result: HttpResult, confi
     async for chunk in response.content.iter_chunked(READ_CHUNK_BYTES):
         received += len(chunk)
         result.bytes_received = received
+        if received > config.max_bytes and config.truncate_long_bodies:
+            chunks.append(chunk)
+            result.status = FetchStatus.OK
+            result.body = b"".join(chunks)[: config.max_bytes]
+            return
         if received > config.max_bytes:
             result.status = FetchStatus.TOO_LARGE
             result.error = f"body exceeds max_bytes {config.max_bytes}"
