@@ -1,16 +1,32 @@
-"""Tests of whole-word query matching and MetaCLIP balancing."""
+"""Tests of whole-word query matching across scripts, the match stage and MetaCLIP balancing."""
 
 from __future__ import annotations
 
+import gzip
 import random
+import unicodedata
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from test_queries_tokens import CHINESE_ADDRESS, CHINESE_NEWS, JAPANESE_KINDLE, JAPANESE_PAGES, JAPANESE_TRADEMARK, html_text
 
 from wit_builder.match.balance import keep_probability, should_keep, uniform_draw
-from wit_builder.match.stage import balance_folder, match_folder
+from wit_builder.match.balance_stage import balance_folder
 from wit_builder.match.matcher import QueryMatcher, normalize_for_matching
+from wit_builder.match.stage import match_folder, match_partition
 from wit_builder.parquet import read_records, write_records
+from wit_builder.queries.tokens import join_tokens, tokenize
 from wit_builder.records import Candidate, MatchedCandidate, candidate_id
+
+# Real alt texts from the url-captions test file (rows of img2dataset's test_10000.parquet).
+ALT_STOCK_PHOTO_JA = "Oklahoma on map of usa — ストック写真"
+ALT_STOCK_VECTOR_ZH = "Christmas Seamless Background — 图库矢量图片"
+ALT_ARCHIVE_JA = "CHIMERA GAMESのアーカイブ画像:Vol.7FMX NIGHT SESSION"
+ALT_PHONE_CASE_JA = "SDAT iPhone Case(黒)"
+ALT_HOTEL_ZH = "Delta Hotels by Marriott Bessborough(三角洲贝斯伯勒酒店)"
+ALT_BOTTLE_TH = "Refresh Extra Care Deodorant Spray 1 ขวด 60 ml"
+ALT_BOWL = "bordallo pinheiro・salad bowl aquagreen"
 
 
 def test_normalize_splits_punctuation():
@@ -51,6 +67,153 @@ def test_matcher_non_latin_and_empty():
     assert matcher.match("le chien dort") == [2]
     assert matcher.match("猫 が いる") == [1]
     assert matcher.match("") == []
+
+
+def test_normalize_splits_other_punctuation():
+    assert normalize_for_matching("“Paris”—France") == " “ Paris ” — France "
+    assert normalize_for_matching("AC/DC | live") == " AC / DC | live "
+    assert normalize_for_matching("rock'n'roll e-mail") == " rock'n'roll e-mail "
+
+
+def test_normalize_composes_accents():
+    decomposed = unicodedata.normalize("NFD", "Café Zürich")
+
+    assert decomposed != "Café Zürich"
+    assert normalize_for_matching(decomposed) == " Café Zürich "
+    assert QueryMatcher(["Zürich"]).match(decomposed) == [0]
+
+
+def test_matcher_punctuation_ends_words():
+    matcher = QueryMatcher(["Paris", "Paris France", "salad", "DC"])
+
+    assert matcher.match("Paris, France") == [0]
+    assert matcher.match("“Paris France”") == [0, 1]
+    assert matcher.match(ALT_BOWL) == [2]
+    assert matcher.match("AC/DC") == [3]
+
+
+def test_ignore_case_folds_non_ascii():
+    matcher = QueryMatcher(["Straße", "τελος", "москва", "ÉCOLE"], ignore_case=True)
+
+    assert matcher.match("STRASSE") == [0]
+    assert matcher.match("ΤΕΛΟΣ") == [1]
+    assert matcher.match("МОСКВА") == [2]
+    assert matcher.match("école primaire") == [3]
+    assert matcher.match(unicodedata.normalize("NFD", "École")) == [3]
+
+
+def test_case_sensitive_keeps_non_ascii_case():
+    matcher = QueryMatcher(["Straße", "ÉCOLE"])
+
+    assert matcher.match("STRASSE") == []
+    assert matcher.match("école") == []
+    assert matcher.match("Straße") == [0]
+
+
+def test_japanese_words_match_whole():
+    matcher = QueryMatcher(["写真", "真", "ストック写真", "画像", "アーカイブ", "GAMES", "黒", "iPhone"])
+
+    assert matcher.match(ALT_STOCK_PHOTO_JA) == [0, 2]
+    assert matcher.match(ALT_ARCHIVE_JA) == [3, 4, 5]
+    assert matcher.match(ALT_PHONE_CASE_JA) == [6, 7]
+
+
+def test_japanese_word_next_to_latin():
+    matcher = QueryMatcher(["iPhone", "販売", "商標", "標", "逮捕"])
+
+    assert matcher.match(JAPANESE_TRADEMARK[1]) == [0, 1, 2, 4]
+
+
+def test_japanese_compound_is_one_word():
+    matcher = QueryMatcher(["東京", "京都", "都庁"])
+
+    assert matcher.match("東京都庁") == [0, 2]
+    assert matcher.match("京都") == [1]
+
+
+def test_chinese_words_match_whole():
+    matcher = QueryMatcher(["直升机", "升", "香港", "九龙", "图片", "矢量", "酒店", "Marriott"])
+
+    assert matcher.match(CHINESE_NEWS[0]) == [0]
+    assert matcher.match(CHINESE_ADDRESS) == [2, 3]
+    assert matcher.match(ALT_STOCK_VECTOR_ZH) == [4, 5]
+    assert matcher.match(ALT_HOTEL_ZH) == [6, 7]
+
+
+def test_thai_word_between_spaces():
+    assert QueryMatcher(["ขวด", "ml"]).match(ALT_BOTTLE_TH) == [0, 1]
+
+
+def test_query_build_bigrams_match_their_text():
+    # Queries as the query build writes them: ICU words, and adjacent pairs joined.
+    texts = list(JAPANESE_TRADEMARK + JAPANESE_KINDLE + CHINESE_NEWS)
+    queries = []
+    for text in texts:
+        words = tokenize(text)
+        queries += words
+        queries += [join_tokens(first, second) for first, second in zip(words, words[1:])]
+    queries = list(dict.fromkeys(queries))
+    matcher = QueryMatcher(queries)
+
+    for text in texts:
+        found = {queries[query_id] for query_id in matcher.match(text)}
+        words = tokenize(text)
+        assert set(words) <= found, text
+        assert len(found) >= len(set(words)), text
+
+
+def test_cjk_alt_texts_match_their_words(shared_data):
+    table = pq.read_table(shared_data / "url-captions" / "test_10000.parquet", columns=["TEXT"])
+    texts = [text for text in table.column("TEXT").to_pylist() if text and not text.isascii()]
+    cjk = [text for text in texts if any("\u3040" <= char <= "\u9fff" for char in text)]
+    words = sorted({word for text in cjk for word in tokenize(text) if not word.isascii()})
+    matcher = QueryMatcher(words)
+
+    missed = 0
+    for text in cjk:
+        found = {words[query_id] for query_id in matcher.match(text)}
+        expected = {word for word in tokenize(text) if not word.isascii()}
+        missed += len(expected - found)
+        for word in found:
+            assert word in text, (word, text)
+    assert len(cjk) >= 30
+    assert missed <= 0.02 * sum(len(set(tokenize(text))) for text in cjk)
+
+
+def test_japanese_pages_lines_match_their_words(shared_data):
+    lines = []
+    for name in JAPANESE_PAGES:
+        text = html_text(gzip.decompress((shared_data / name).read_bytes()).decode("utf-8"))
+        lines += [line for line in text.splitlines() if any("\u3040" <= char <= "\u30ff" for char in line)]
+    words = sorted({word for line in lines for word in tokenize(line) if not word.isascii()})
+    matcher = QueryMatcher(words)
+
+    expected_total = missed = 0
+    for line in lines:
+        found = {words[query_id] for query_id in matcher.match(line)}
+        expected = {word for word in tokenize(line) if not word.isascii()}
+        expected_total += len(expected)
+        missed += len(expected - found)
+    assert len(lines) >= 50
+    # ICU can split a word alone differently from the same word in its line, so a few
+    # misses are allowed. With ICU 77.1 there are none.
+    assert missed <= 0.02 * expected_total
+    assert "特許" in words
+    assert QueryMatcher(["特許", "許"]).match("ライトハウス国際特許事務所") == [0]
+
+
+def test_matcher_duplicate_and_shared_keys():
+    matcher = QueryMatcher(["dog", "dog", "Dog", "cat"], ignore_case=True)
+
+    assert matcher.match("DOG and CAT") == [0, 1, 2, 3]
+    assert matcher.match("a cat") == [3]
+    assert matcher.match(None) == []
+
+
+def test_matcher_without_queries():
+    matcher = QueryMatcher(["", "  "])
+
+    assert matcher.match("anything") == []
 
 
 def test_keep_probability_rule():
@@ -116,3 +279,58 @@ def test_balance_same_for_any_partitioning(tmp_path):
     assert kept_one == kept_four
     assert totals_one["kept"] == totals_four["kept"] == len(kept_one)
     assert totals_one["matched"] < len(texts)
+
+
+def test_match_partition_keeps_order_and_nulls(tmp_path):
+    rows = [
+        Candidate("a", "http://example.test/a.jpg", "a dog", "alt", "http://example.test/", "crawl"),
+        Candidate("b", "http://example.test/b.jpg", "nothing here", "alt", "http://example.test/", "crawl"),
+        Candidate("c", "http://example.test/c.jpg", None, "alt", "http://example.test/", "crawl"),
+        Candidate("d", "http://example.test/d.jpg", "cat and dog", "alt", "http://example.test/", "crawl", "en"),
+    ]
+    write_records(tmp_path / "in.parquet", rows, Candidate)
+    queries = tmp_path / "queries.txt"
+    queries.write_text("dog\ncat\n", encoding="utf-8")
+
+    stats = match_partition(tmp_path / "in.parquet", queries, tmp_path / "out.parquet")
+
+    matched = read_records(tmp_path / "out.parquet", MatchedCandidate)
+    assert [row.candidate_id for row in matched] == ["a", "d"]
+    assert [row.query_ids for row in matched] == [[0], [0, 1]]
+    assert matched[1].page_language == "en"
+    assert (stats.candidates, stats.matched, stats.unmatched) == (4, 2, 2)
+
+
+def test_match_partition_old_file_without_optional_column(tmp_path):
+    table = pa.table({
+        "candidate_id": ["a"], "url": ["http://example.test/a.jpg"], "text": ["a dog"],
+        "text_source": ["alt"], "page_url": ["http://example.test/"], "source": ["crawl"],
+    })
+    pq.write_table(table, tmp_path / "in.parquet")
+    queries = tmp_path / "queries.txt"
+    queries.write_text("dog\n", encoding="utf-8")
+
+    match_partition(tmp_path / "in.parquet", queries, tmp_path / "out.parquet")
+
+    matched = read_records(tmp_path / "out.parquet", MatchedCandidate)
+    assert matched[0].page_language is None
+    assert matched[0].query_ids == [0]
+
+
+def test_match_partition_rejects_missing_text(tmp_path):
+    pq.write_table(pa.table({"candidate_id": ["a"], "url": ["u"]}), tmp_path / "in.parquet")
+    queries = tmp_path / "queries.txt"
+    queries.write_text("dog\n", encoding="utf-8")
+
+    with pytest.raises(ValueError, match="missing the column"):
+        match_partition(tmp_path / "in.parquet", queries, tmp_path / "out.parquet")
+
+
+def test_match_partition_writes_empty_file(tmp_path):
+    _write_candidates(tmp_path / "in.parquet", [(0, "no match")])
+    queries = tmp_path / "queries.txt"
+    queries.write_text("dog\n", encoding="utf-8")
+
+    match_partition(tmp_path / "in.parquet", queries, tmp_path / "out.parquet")
+
+    assert read_records(tmp_path / "out.parquet", MatchedCandidate) == []

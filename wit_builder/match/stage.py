@@ -1,26 +1,30 @@
-"""Match and balance stage functions, each working on one partition file.
+"""The match stage: keep the candidates whose text contains a query, with the ids of their queries.
 
-The flow over a run's partitions is: ``match_partition`` on every candidates part,
-``reduce_query_counts`` once over all matched parts, then ``balance_partition`` on
-every matched part with the reduced counts. Only the reduce step reads every partition.
+The flow over a run's partitions is ``match_partition`` on every candidates part,
+then ``reduce_query_counts`` once over all matched parts. The balance stage
+(``wit_builder.match.balance_stage``) reads the reduced counts.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
+import itertools
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from wit_builder.match.balance import should_keep
+from wit_builder.match.cache import cache_key, load_or_compile, query_file, remove_other_caches
 from wit_builder.match.matcher import QueryMatcher
-from wit_builder.parquet import atomic_write_table, clear_parts, iter_records, list_parts, write_records
+from wit_builder.match.tables import check_columns, conform_table
+from wit_builder.parquet import atomic_write_table, clear_parts, list_parts
 from wit_builder.queries.build import load_queries
 from wit_builder.records import Candidate, MatchedCandidate
 from wit_builder.stats import write_stage_stats
@@ -29,8 +33,8 @@ logger = logging.getLogger(__name__)
 
 QUERY_COUNTS_FILE = "query_counts.parquet"
 
-#: Default t of the balancing rule: CLIP kept at most 20,000 pairs per query.
-DEFAULT_CAP = 20_000
+#: Candidates read and matched per batch.
+BATCH_ROWS = 65_536
 
 
 @dataclass
@@ -42,65 +46,86 @@ class MatchStats:
     unmatched: int = 0
 
 
-@dataclass
-class BalanceStats:
-    """Counts of one balance partition."""
-
-    matched: int = 0
-    kept: int = 0
-    dropped: int = 0
-
-
 @functools.lru_cache(maxsize=4)
-def _cached_matcher(queries_path: str, modified_ns: int, ignore_case: bool) -> QueryMatcher:
-    return QueryMatcher(load_queries(queries_path), ignore_case=ignore_case)
+def _cached_matcher(path: str, modified_ns: int, size: int, ignore_case: bool, cache_dir: str | None) -> QueryMatcher:
+    return QueryMatcher.from_compiled(load_or_compile(path, ignore_case, cache_dir))
 
 
-def get_matcher(queries_path: str | Path, ignore_case: bool = False) -> QueryMatcher:
-    """Return the automaton for a query file, built once per process and file version."""
-    path = Path(queries_path).resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"query list not found: {path} (expected queries.parquet or a text file with one query a line)")
-    return _cached_matcher(str(path), path.stat().st_mtime_ns, ignore_case)
+def get_matcher(
+    queries_path: str | os.PathLike, ignore_case: bool = False, cache_dir: str | os.PathLike | None = None
+) -> QueryMatcher:
+    """Return the matcher of a query file, built or loaded once per process and file version.
+
+    With ``cache_dir``, the automaton is read from or written to the cache there
+    (see ``wit_builder.match.cache``).
+    """
+    path = query_file(queries_path)
+    status = path.stat()
+    cache = None if cache_dir is None else str(Path(cache_dir).resolve())
+    return _cached_matcher(str(path), status.st_mtime_ns, status.st_size, ignore_case, cache)
 
 
 def match_partition(
-    candidates_path: Path, queries_path: Path, out_path: Path, ignore_case: bool = False
+    candidates_path: Path,
+    queries_path: Path,
+    out_path: Path,
+    ignore_case: bool = False,
+    cache_dir: Path | None = None,
 ) -> MatchStats:
-    """Write the candidates of one partition that match at least one query, with their query ids."""
-    matcher = get_matcher(queries_path, ignore_case)
+    """Write the candidates of one partition that match at least one query, with their query ids.
+
+    Rows keep their input order. A row whose text is null matches nothing.
+    """
+    matcher = get_matcher(queries_path, ignore_case, cache_dir)
+    parquet_file = pq.ParquetFile(candidates_path)
+    check_columns(parquet_file.schema_arrow, Candidate, candidates_path)
+    record_columns = {field.name for field in dataclasses.fields(Candidate)}
+    columns = [name for name in parquet_file.schema_arrow.names if name in record_columns]
+
     stats = MatchStats()
-    matched: list[MatchedCandidate] = []
+    tables = []
+    progress = tqdm(total=parquet_file.metadata.num_rows, desc=f"match {candidates_path.name}", unit=" candidates", leave=False)
+    for batch in parquet_file.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+        query_ids = matcher.match_many(batch.column("text").to_pylist())
+        lengths = np.fromiter(map(len, query_ids), dtype=np.int64, count=len(query_ids))
+        kept = pa.Table.from_batches([batch]).filter(pa.array(lengths > 0))
+        kept = kept.append_column("query_ids", _list_array(query_ids, lengths[lengths > 0]))
+        tables.append(conform_table(kept, MatchedCandidate))
+        stats.candidates += len(query_ids)
+        stats.matched += kept.num_rows
+        progress.update(len(query_ids))
+    progress.close()
+    stats.unmatched = stats.candidates - stats.matched
 
-    rows = iter_records(candidates_path, Candidate)
-    for candidate in tqdm(rows, desc=f"match {candidates_path.name}", unit=" candidates", leave=False):
-        stats.candidates += 1
-        query_ids = matcher.match(candidate.text)
-        if not query_ids:
-            stats.unmatched += 1
-            continue
-        stats.matched += 1
-        matched.append(MatchedCandidate(**dataclasses.asdict(candidate), query_ids=query_ids))
-
-    write_records(out_path, matched, MatchedCandidate)
+    matched = pa.concat_tables(tables) if tables else conform_table(pa.table({}), MatchedCandidate)
+    atomic_write_table(matched, out_path)
     logger.info("%s: %d of %d candidates matched a query", candidates_path.name, stats.matched, stats.candidates)
     return stats
 
 
-def count_queries(matched_path: Path) -> collections.Counter:
+def _list_array(query_ids: list[list[int]], lengths: np.ndarray) -> pa.ListArray:
+    """Build the query_ids column from the non-empty lists, faster than pa.array on nested lists."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = np.fromiter(itertools.chain.from_iterable(query_ids), dtype=np.int64, count=int(offsets[-1]))
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
+def count_queries(matched_path: Path) -> dict[int, int]:
     """Count the matched candidates per query id in one partition."""
-    counts: collections.Counter = collections.Counter()
-    table = pq.read_table(matched_path, columns=["query_ids"])
-    for query_ids in table.column("query_ids").to_pylist():
-        counts.update(query_ids)
-    return counts
+    query_ids = pc.list_flatten(pq.read_table(matched_path, columns=["query_ids"]).column("query_ids"))
+    if len(query_ids) == 0:
+        return {}
+    counts = pc.value_counts(query_ids)
+    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()))
 
 
 def reduce_query_counts(matched_dir: Path, queries_path: Path) -> dict[int, int]:
     """Sum per-query counts over all matched partitions and write query_counts.parquet."""
-    totals: collections.Counter = collections.Counter()
+    totals: dict[int, int] = {}
     for part in list_parts(matched_dir):
-        totals.update(count_queries(part))
+        for query_id, count in count_queries(part).items():
+            totals[query_id] = totals.get(query_id, 0) + count
 
     queries = load_queries(queries_path)
     query_ids = sorted(totals)
@@ -112,7 +137,7 @@ def reduce_query_counts(matched_dir: Path, queries_path: Path) -> dict[int, int]
         }
     )
     atomic_write_table(table, matched_dir / QUERY_COUNTS_FILE)
-    return dict(totals)
+    return totals
 
 
 def read_query_counts(matched_dir: Path) -> dict[int, int]:
@@ -124,57 +149,34 @@ def read_query_counts(matched_dir: Path) -> dict[int, int]:
     return dict(zip(table.column("query_id").to_pylist(), table.column("count").to_pylist()))
 
 
-def balance_partition(
-    matched_path: Path, counts: dict[int, int], out_path: Path, cap: int, seed: int = 0
-) -> BalanceStats:
-    """Keep the candidates of one matched partition that balancing draws, in input order."""
-    stats = BalanceStats()
-    kept: list[MatchedCandidate] = []
+def match_folder(
+    candidates_dir: Path, queries: Path, out_dir: Path, ignore_case: bool, cache_dir: Path | None = None
+) -> dict:
+    """Match every partition of ``candidates_dir`` and reduce the per-query counts.
 
-    for candidate in iter_records(matched_path, MatchedCandidate):
-        stats.matched += 1
-        if should_keep(candidate.candidate_id, candidate.query_ids, counts, cap, seed):
-            kept.append(candidate)
-            stats.kept += 1
-        else:
-            stats.dropped += 1
-
-    write_records(out_path, kept, MatchedCandidate)
-    return stats
-
-
-def match_folder(candidates_dir: Path, queries: Path, out_dir: Path, ignore_case: bool) -> dict:
-    """Match every partition of ``candidates_dir`` and reduce the per-query counts."""
+    The automaton is cached in ``cache_dir``, or in ``out_dir`` when it is None. In
+    ``out_dir`` only the cache of the current query list and options is kept.
+    """
     parts = list_parts(candidates_dir)
     if not parts:
         raise FileNotFoundError(f"no part-*.parquet files in {candidates_dir}")
 
     clear_parts(out_dir)
+    if cache_dir is None:
+        cache_dir = out_dir
+        removed = remove_other_caches(out_dir, keep=cache_key(query_file(queries), ignore_case))
+        if removed:
+            logger.info("deleted %d automaton cache file(s) of other query lists or options from %s", removed, out_dir)
+    matcher = get_matcher(queries, ignore_case, cache_dir)
+
     totals = {"candidates": 0, "matched": 0, "unmatched": 0}
     for part in parts:
-        stats = match_partition(part, queries, out_dir / part.name, ignore_case=ignore_case)
+        stats = match_partition(part, queries, out_dir / part.name, ignore_case=ignore_case, cache_dir=cache_dir)
         for name, value in dataclasses.asdict(stats).items():
             totals[name] += value
 
     counts = reduce_query_counts(out_dir, queries)
     totals["queries_matched"] = len(counts)
-    write_stage_stats(out_dir, "match", totals, ignore_case=ignore_case)
+    write_stage_stats(out_dir, "match", totals, ignore_case=ignore_case, automaton_keys=matcher.compiled.key_count)
     logger.info("matched %d of %d candidates, %d distinct queries", totals["matched"], totals["candidates"], len(counts))
-    return totals
-
-
-def balance_folder(matched_dir: Path, out_dir: Path, cap: int, seed: int) -> dict:
-    """Balance every partition of ``matched_dir`` with the counts reduced over all of them."""
-    counts = read_query_counts(matched_dir)
-    clear_parts(out_dir)
-    totals = {"matched": 0, "kept": 0, "dropped": 0}
-    for part in list_parts(matched_dir):
-        stats = balance_partition(part, counts, out_dir / part.name, cap=cap, seed=seed)
-        for name, value in dataclasses.asdict(stats).items():
-            totals[name] += value
-
-    over_cap = sum(1 for count in counts.values() if count > cap)
-    totals["queries_over_cap"] = over_cap
-    write_stage_stats(out_dir, "balance", totals, cap=cap, seed=seed)
-    logger.info("balancing kept %d of %d candidates (cap %d, %d queries over it)", totals["kept"], totals["matched"], cap, over_cap)
     return totals

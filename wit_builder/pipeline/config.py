@@ -85,17 +85,30 @@ class HarvestSection:
 
 @dataclass
 class MatchSection:
-    """Options of the match stage."""
+    """Options of the match stage; ``cache_dir`` None caches the automaton in the matched folder."""
 
     ignore_case: bool = False
+    cache_dir: Path | None = None
 
 
 @dataclass
 class BalanceSection:
-    """Options of the balance stage; ``seed`` None uses the run's seed."""
+    """Options of the balance stage and of the final pass before shards; ``seed`` None uses the run's seed.
+
+    ``mode`` is "metaclip" or "strict" (see ``wit_builder.match.balance_stage``). The
+    balance stage keeps ceil(cap * oversample) per query, and the final pass after
+    fetch and filter balances the survivors with ``cap``.
+    """
 
     cap: int = 20_000
     seed: int | None = None
+    mode: str = "metaclip"
+    oversample: float = 1.0
+
+    def __post_init__(self) -> None:
+        from wit_builder.match.balance import check_balance_options
+
+        check_balance_options(self.cap, self.mode, self.oversample)
 
 
 @dataclass
@@ -104,6 +117,17 @@ class FetchSection:
 
     config: FetchConfig
     skip_sources: tuple[str, ...] = ()
+    #: HTTP proxy for every request, such as a ``wit replay`` server. It sets ``[fetch.http] proxy``.
+    proxy: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.proxy is None:
+            return
+        # replace() runs HttpConfig's check, which also normalizes the URL.
+        http = dataclasses.replace(self.config.http, proxy=self.proxy)
+        if self.config.http.proxy not in (None, http.proxy):
+            raise ValueError(f"proxy {self.proxy!r} differs from [fetch.http] proxy {self.config.http.proxy!r}; set only one")
+        self.config.http = http
 
 
 @dataclass
@@ -240,13 +264,17 @@ def load_config(path: str | Path) -> PipelineConfig:
     if not harvest.seeds and not harvest.warc and harvest.sample_site is None:
         raise ValueError(f"[harvest] in {path} needs 'seeds', 'warc' or 'sample_site'")
 
+    match_table = data.get("match", {})
+    if isinstance(match_table, dict) and isinstance(match_table.get("cache_dir"), str):
+        match_table = {**match_table, "cache_dir": _resolve(base, match_table["cache_dir"])}
+
     return PipelineConfig(
         path=path,
         run_dir=run_dir,
         seed=seed,
         queries=queries,
         harvest=harvest,
-        match=from_mapping(MatchSection, data.get("match", {}), "match"),
+        match=from_mapping(MatchSection, match_table, "match"),
         balance=from_mapping(BalanceSection, data.get("balance", {}), "balance"),
         fetch=_split_section(data.get("fetch", {}), FetchSection, FetchConfig, "fetch"),
         filter=_split_section(data.get("filter", {}), FilterSection, FilterConfig, "filter"),

@@ -144,15 +144,31 @@ class PipelineRunner:
     def run_match(self) -> None:
         from wit_builder.match.stage import match_folder
 
-        ignore_case = self.config.match.ignore_case
-        match_folder(self.config.stage_dir("candidates"), self._queries_path(), self.config.stage_dir("matched"), ignore_case)
+        section = self.config.match
+        match_folder(
+            self.config.stage_dir("candidates"),
+            self._queries_path(),
+            self.config.stage_dir("matched"),
+            section.ignore_case,
+            cache_dir=section.cache_dir,
+        )
+
+    def _balance_seed(self) -> int:
+        seed = self.config.balance.seed
+        return self.config.seed if seed is None else seed
 
     def run_balance(self) -> None:
-        from wit_builder.match.stage import balance_folder
+        from wit_builder.match.balance_stage import balance_folder
 
         section = self.config.balance
-        seed = self.config.seed if section.seed is None else section.seed
-        balance_folder(self.config.stage_dir("matched"), self.config.stage_dir("balanced"), section.cap, seed)
+        balance_folder(
+            self.config.stage_dir("matched"),
+            self.config.stage_dir("balanced"),
+            section.cap,
+            self._balance_seed(),
+            mode=section.mode,
+            oversample=section.oversample,
+        )
 
     def run_fetch(self) -> None:
         from wit_builder.fetch.cli import fetch_folder
@@ -198,11 +214,19 @@ class PipelineRunner:
         filter_partition(list_parts(self.config.stage_dir("fetched")), self.config.stage_dir("filtered"), section.config, workers=section.workers)
 
     def run_shards(self) -> None:
+        from wit_builder.match.final import final_balance
         from wit_builder.shards.writer import write_shards
 
+        # The final balancing pass: the survivors of fetch and filter are balanced to
+        # the cap itself, and the shards take its decisions in place of the filter's.
+        fetched_parts = list_parts(self.config.stage_dir("fetched"))
+        final_dir = self.config.stage_dir("final_balance")
+        section = self.config.balance
+        final_balance(fetched_parts, list_parts(self.config.stage_dir("filtered")), final_dir, section.cap, self._balance_seed(), section.mode)
+
         write_shards(
-            list_parts(self.config.stage_dir("fetched")),
-            list_parts(self.config.stage_dir("filtered")),
+            fetched_parts,
+            list_parts(final_dir),
             self.config.stage_dir("shards"),
             samples_per_shard=self.config.shards.samples_per_shard,
         )

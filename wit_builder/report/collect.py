@@ -18,7 +18,7 @@ from wit_builder.records import FetchStatus
 logger = logging.getLogger(__name__)
 
 #: Stage folders of a run in pipeline order.
-STAGES = ("queries", "candidates", "matched", "balanced", "fetched", "filtered", "shards", "train")
+STAGES = ("queries", "candidates", "matched", "balanced", "fetched", "filtered", "final_balance", "shards", "train")
 
 
 @dataclass
@@ -45,7 +45,11 @@ class RunSummary:
     caption_words_kept: list[int] = field(default_factory=list)
     matched_query_counts: list[int] | None = None
     balanced_query_counts: list[int] | None = None
+    survivor_query_counts: list[int] | None = None
+    final_query_counts: list[int] | None = None
     balance_cap: int | None = None
+    balance_mode: str | None = None
+    balance_oversample: float | None = None
     shard_files: list[Path] = field(default_factory=list)
     shard_bytes: int = 0
     train_result: dict | None = None
@@ -185,9 +189,37 @@ def read_shards(summary: RunSummary) -> int | None:
 
 
 def read_balance_cap(summary: RunSummary) -> None:
-    cap = summary.stage_stats.get("balanced", {}).get("cap")
+    stats = summary.stage_stats.get("balanced", {})
+    cap = stats.get("cap")
     if isinstance(cap, (int, float)):
         summary.balance_cap = int(cap)
+    if isinstance(stats.get("mode"), str):
+        summary.balance_mode = stats["mode"]
+    if isinstance(stats.get("oversample"), (int, float)):
+        summary.balance_oversample = float(stats["oversample"])
+
+
+def read_final_balance(summary: RunSummary) -> int | None:
+    """Read the per-query counts of the final balancing pass and return the samples it kept.
+
+    Runs written before the final pass existed have no final_balance folder, and get no note.
+    """
+    path = summary.run_dir / "final_balance" / "query_counts.parquet"
+    if not path.is_file():
+        return None
+    try:
+        table = pq.read_table(path, columns=["survivors", "kept"])
+    except (pa.ArrowException, OSError, KeyError) as error:
+        summary.notes.append(f"final_balance/query_counts.parquet: unreadable ({error}).")
+        return None
+    survivors = table.column("survivors").to_pylist()
+    kept = table.column("kept").to_pylist()
+    summary.survivor_query_counts = sorted((count for count in survivors if count), reverse=True)
+    summary.final_query_counts = sorted((count for count in kept if count), reverse=True)
+
+    counts = summary.stage_stats.get("final_balance", {}).get("counts")
+    total = counts.get("kept") if isinstance(counts, dict) else None
+    return total if isinstance(total, int) else None
 
 
 def read_train(summary: RunSummary) -> None:
@@ -232,6 +264,7 @@ def collect_run(run_dir: str | Path) -> RunSummary:
     read_balance_cap(summary)
     fetched_ok = read_fetch(summary)
     kept = read_filter(summary)
+    final_kept = read_final_balance(summary)
     in_shards = read_shards(summary)
     read_train(summary)
 
@@ -243,5 +276,7 @@ def collect_run(run_dir: str | Path) -> RunSummary:
         FunnelStep("kept after filter", kept),
         FunnelStep("in shards", in_shards),
     ]
+    if final_kept is not None:
+        summary.funnel.insert(-1, FunnelStep("after final balance", final_kept))
     logger.info("collected %s: %d note(s)", run_dir, len(summary.notes))
     return summary

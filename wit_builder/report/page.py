@@ -129,24 +129,47 @@ def filter_section(summary: RunSummary, out: Path) -> str:
     )
 
 
+def balance_rule_text(summary: RunSummary) -> str:
+    """Describe the balancing rule of the run, or return "" when its threshold is unknown."""
+    if summary.balance_cap is None:
+        return ""
+    if summary.balance_mode == "strict":
+        rule = (
+            "Strict balancing credits each kept sample to one of its queries and no query to more than t, "
+            "so a head query can still list more than t samples that were credited to rarer queries."
+        )
+    else:
+        rule = (
+            "MetaCLIP's rule keeps a sample with probability 1 - prod(1 - t / max(count, t)) over its queries, "
+            "so a sample that also matches a rarer query is kept, and a head query can keep more than t."
+        )
+    oversample = ""
+    if summary.balance_oversample and summary.balance_oversample > 1:
+        oversample = (
+            f" The first balance kept up to t x {summary.balance_oversample:g} per query, and the final pass "
+            "after fetch and filter balanced the surviving samples with t."
+        )
+    return f"<p>Balancing threshold t = {summary.balance_cap:,} samples per query. {rule}{oversample}</p>"
+
+
 def balance_section(summary: RunSummary, out: Path) -> str:
-    matched, balanced = summary.matched_query_counts, summary.balanced_query_counts
-    if not matched and not balanced:
+    series = [
+        ("matched", summary.matched_query_counts),
+        ("first balance", summary.balanced_query_counts),
+        ("after fetch and filter", summary.survivor_query_counts),
+        ("after the final pass", summary.final_query_counts),
+    ]
+    if not any(counts for _, counts in series):
         return '<h2 id="balance">Samples per query</h2><p class="note">No matched or balanced samples in this run.</p>'
-    plot = plot_query_counts(matched, balanced, summary.balance_cap, out / "query_counts.png")
+    plot = plot_query_counts(series, summary.balance_cap, out / "query_counts.png")
     rows = []
-    for label, counts in (("matched", matched), ("balanced", balanced)):
+    for label, counts in series:
         if counts:
             rows.append([label, f"{len(counts):,}", f"{counts[0]:,}", f"{counts[len(counts) // 2]:,}", f"{sum(counts):,}"])
-    cap = "" if summary.balance_cap is None else (
-        f"<p>Balancing threshold t = {summary.balance_cap:,} samples per query. MetaCLIP's rule keeps a "
-        "sample with probability 1 - prod(1 - t / max(count, t)) over its queries, so a sample that also "
-        "matches a rarer query is kept, and a head query can keep more than t.</p>"
-    )
     return (
         '<h2 id="balance">Samples per query</h2>'
         + "<p>A sample that matches several queries counts once for each of them.</p>"
-        + cap
+        + balance_rule_text(summary)
         + table(["stage", "queries with samples", "max per query", "median per query", "query matches"], rows)
         + image(plot, "samples per query")
     )

@@ -58,15 +58,14 @@ def plot_counts(counts: Counter, path: Path, title: str, xlabel: str) -> Path | 
     return save(figure, path)
 
 
-def plot_query_counts(matched: list[int] | None, balanced: list[int] | None, cap: int | None, path: Path) -> Path | None:
-    """Plot the sorted number of samples per query before and after balancing, on log-log axes."""
-    if not matched and not balanced:
+def plot_query_counts(series: list[tuple[str, list[int] | None]], cap: int | None, path: Path) -> Path | None:
+    """Plot the sorted number of samples per query of each (label, counts) series, on log-log axes."""
+    if not any(counts for _, counts in series):
         return None
     figure, axes = plt.subplots(figsize=(7, 4))
-    if matched:
-        axes.plot(range(1, len(matched) + 1), matched, label=f"matched ({len(matched):,} queries)", drawstyle="steps-post")
-    if balanced:
-        axes.plot(range(1, len(balanced) + 1), balanced, label=f"balanced ({len(balanced):,} queries)", drawstyle="steps-post")
+    for label, counts in series:
+        if counts:
+            axes.plot(range(1, len(counts) + 1), counts, label=f"{label} ({len(counts):,} queries)", drawstyle="steps-post")
     if cap is not None:
         axes.axhline(cap, color="gray", linestyle="--", label=f"threshold t = {cap:,}")
     axes.set_xscale("log")
