@@ -75,12 +75,29 @@ class SampleSiteSection:
 
 @dataclass
 class HarvestSection:
-    """Crawl seeds and WARC files, and the crawler's limits."""
+    """Crawl seeds, Common Crawl inputs and the crawler's limits.
+
+    ``warc``, ``wat`` and ``wet`` hold local paths (resolved against the config's folder),
+    http(s) URLs or pyarrow filesystem URIs such as s3://. ``paths`` contains path lists such as
+    Common Crawl's warc.paths.gz, whose relative entries are joined to ``base_url``; each
+    listed file's format comes from its name. Streamed inputs follow ``[harvest.http]
+    allow_private``.
+    """
 
     seeds: list[str] = field(default_factory=list)
-    warc: list[Path] = field(default_factory=list)
+    warc: list[str] = field(default_factory=list)
+    wat: list[str] = field(default_factory=list)
+    wet: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    base_url: str | None = None
+    #: Processes that read archive inputs in parallel.
+    archive_workers: int = 1
     sample_site: SampleSiteSection | None = None
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
+
+    @property
+    def has_archives(self) -> bool:
+        return bool(self.warc or self.wat or self.wet or self.paths)
 
 
 @dataclass
@@ -201,6 +218,15 @@ def _resolve(base: Path, value: str | None) -> Path | None:
     return path if path.is_absolute() else (base / path).resolve()
 
 
+def _resolve_location(base: Path, value: str) -> str:
+    """Return a URL or URI unchanged and a local path resolved against ``base``."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"invalid input location {value!r}: expected a path, URL or URI string")
+    if "://" in value:
+        return value
+    return str(_resolve(base, value))
+
+
 def load_config(path: str | Path) -> PipelineConfig:
     """Read and validate a pipeline TOML file."""
     path = Path(path).resolve()
@@ -254,15 +280,23 @@ def load_config(path: str | Path) -> PipelineConfig:
             site_table[key] = _resolve(base, site_table[key])
         sample_site = from_mapping(SampleSiteSection, site_table, "harvest.sample_site")
     seeds = list(harvest_table.pop("seeds", []))
-    warc = [_resolve(base, item) for item in harvest_table.pop("warc", [])]
+    archives = {key: [_resolve_location(base, item) for item in harvest_table.pop(key, [])] for key in ("warc", "wat", "wet", "paths")}
+    base_url = harvest_table.pop("base_url", None)
+    if base_url is not None:
+        base_url = _resolve_location(base, base_url)
+    archive_workers = harvest_table.pop("archive_workers", 1)
+    if not isinstance(archive_workers, int) or archive_workers < 1:
+        raise ValueError(f"[harvest] archive_workers in {path} must be a positive integer, got {archive_workers!r}")
     harvest = HarvestSection(
         seeds=seeds,
-        warc=warc,
+        **archives,
+        base_url=base_url,
+        archive_workers=archive_workers,
         sample_site=sample_site,
         crawl=from_mapping(CrawlConfig, harvest_table, "harvest"),
     )
-    if not harvest.seeds and not harvest.warc and harvest.sample_site is None:
-        raise ValueError(f"[harvest] in {path} needs 'seeds', 'warc' or 'sample_site'")
+    if not harvest.seeds and not harvest.has_archives and harvest.sample_site is None:
+        raise ValueError(f"[harvest] in {path} needs 'seeds', 'warc', 'wat', 'wet', 'paths' or 'sample_site'")
 
     match_table = data.get("match", {})
     if isinstance(match_table, dict) and isinstance(match_table.get("cache_dir"), str):

@@ -117,29 +117,68 @@ class PipelineRunner:
         build_queries(section.dump, self.config.stage_dir("queries"), min_count=section.min_count, **section.options)
 
     def run_harvest(self) -> None:
-        from wit_builder.harvest.crawler import crawl
         from wit_builder.harvest.stats import HarvestStats
-        from wit_builder.harvest.warc import harvest_warc
 
         out_dir = self.config.stage_dir("candidates")
         clear_parts(out_dir)
         totals = HarvestStats(source="pipeline")
         sources: dict[str, dict] = {}
+        fields: dict = {}
         part = 0
 
         if self.seed_urls:
-            stats = crawl(self.seed_urls, out_dir / f"part-{part:05d}.parquet", self.config.harvest.crawl)
+            stats = self._crawl(out_dir / f"part-{part:05d}.parquet")
             sources[f"part-{part:05d}"] = {"source": "crawl", "counts": stats.counts()}
             totals.merge(stats)
             part += 1
 
-        for warc_path in self.config.harvest.warc:
-            stats = harvest_warc(warc_path, out_dir / f"part-{part:05d}.parquet")
-            sources[f"part-{part:05d}"] = {"source": f"warc:{Path(warc_path).name}", "counts": stats.counts()}
-            totals.merge(stats)
-            part += 1
+        if self.config.harvest.has_archives:
+            run = self._harvest_archives(out_dir, first_part=part)
+            totals.merge(run.total)
+            for outcome in run.outcomes:
+                key = Path(outcome.part).stem if outcome.part else f"failed:{outcome.input.location}"
+                sources[key] = {"source": f"{outcome.input.format.value}:{outcome.input.location}", **outcome.to_json()}
+            fields = {"failures": run.stats_fields()["failures"], "text": run.text.to_json()}
 
-        write_stage_stats(out_dir, "harvest", totals.counts(), partitions=sources, **totals.to_json())
+        write_stage_stats(out_dir, "harvest", totals.counts(), partitions=sources, **totals.to_json(), **fields)
+
+    def _crawl(self, out_path: Path):
+        """Crawl the seeds in RUN_DIR/crawl, resuming a crawl with the same seeds, and gather its parts into ``out_path``."""
+        from wit_builder.harvest.crawler import crawl_folder
+        from wit_builder.records import Candidate
+
+        crawl_dir = self.run_dir / "crawl"
+        stats_path = crawl_dir / "stats.json"
+        earlier_seeds = None
+        if stats_path.is_file():
+            earlier_seeds = json.loads(stats_path.read_text(encoding="utf-8")).get("seeds")
+        restart = earlier_seeds != self.seed_urls
+        if earlier_seeds is not None and restart:
+            logger.info("the seeds differ from those of the crawl in %s; starting that crawl again", crawl_dir)
+
+        stats = crawl_folder(self.seed_urls, crawl_dir, self.config.harvest.crawl, restart=restart)
+        candidates = [row for crawl_part in list_parts(crawl_dir) for row in iter_records(crawl_part, Candidate)]
+        write_records(out_path, candidates, Candidate)
+        return stats
+
+    def _harvest_archives(self, out_dir: Path, first_part: int):
+        """Harvest the WARC, WAT, WET and path-list inputs of the config into partitions from ``first_part`` on."""
+        from wit_builder.harvest.archives import ArchiveOptions, harvest_inputs
+        from wit_builder.harvest.sources import StreamConfig, resolve_inputs
+
+        section = self.config.harvest
+        stream = StreamConfig(allow_private=section.crawl.http.allow_private, user_agent=section.crawl.http.user_agent)
+        inputs = []
+        for archive_format in ("warc", "wat", "wet"):
+            inputs += resolve_inputs(getattr(section, archive_format), base_url=section.base_url, format=archive_format, config=stream)
+        inputs += resolve_inputs(paths_files=section.paths, base_url=section.base_url, config=stream)
+
+        options = ArchiveOptions(stream=stream, workers=section.archive_workers)
+        run = harvest_inputs(inputs, out_dir, options, first_part=first_part, clear=False, write_stats=False)
+        if run.failed:
+            logger.warning("%d of %d archive inputs failed; they are listed under 'failures' in %s",
+                           len(run.failed), len(inputs), out_dir / "stats.json")
+        return run
 
     def run_match(self) -> None:
         from wit_builder.match.stage import match_folder
