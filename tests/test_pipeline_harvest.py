@@ -91,8 +91,46 @@ def test_paths_list_harvested_and_failure_recorded(tmp_path):
     assert stats["counts"]["candidates"] > 0
     assert candidate_count(path) == stats["counts"]["candidates"]
     assert [failure["input"] for failure in stats["failures"]] == [str(archive_dir / "missing.warc.gz")]
-    assert stats["partitions"]["part-00000"]["source"] == f"warc:{archive_dir / 'warcfile.warc.gz'}"
-    assert stats["partitions"]["part-00000"]["status"] == "ok"
+    assert stats["counts"]["inputs"] == 2
+    assert stats["counts"]["inputs_failed"] == 1
+    assert stats["partitions"]["input-00000"]["source"] == f"warc:{archive_dir / 'warcfile.warc.gz'}"
+    assert stats["partitions"]["input-00000"]["status"] == "ok"
+    assert stats["partitions"]["input-00001"]["status"] == "failed"
+
+
+def test_input_listed_twice_read_once(tmp_path):
+    (tmp_path / "warc.paths").write_text(f"{SAMPLE_WARC}\n", encoding="utf-8")
+    path = write_config(tmp_path, f'warc = ["{SAMPLE_WARC}"]\npaths = ["warc.paths"]')
+
+    stats = harvest_stats(path)
+
+    assert stats["counts"]["inputs"] == 1
+    assert candidate_count(path) == stats["counts"]["candidates"] > 0
+
+
+@pytest.mark.parametrize("key", ["warc", "wat", "paths", "seeds"])
+def test_config_rejects_string_in_place_of_list(tmp_path, key):
+    path = write_config(tmp_path, f'{key} = "a.warc.gz"')
+
+    with pytest.raises(ValueError, match=f"{key} in .* must be a list of strings"):
+        load_config(path)
+
+
+def test_config_unknown_key_lists_archive_keys(tmp_path):
+    path = write_config(tmp_path, 'wats = ["a.warc.wat.gz"]')
+
+    with pytest.raises(ValueError, match="unknown key.*'wats'") as raised:
+        load_config(path)
+
+    for key in ("warc", "wat", "wet", "paths", "base_url", "archive_workers", "max_depth"):
+        assert f"'{key}'" in str(raised.value)
+
+
+def test_missing_paths_list_is_clear_error(tmp_path):
+    path = write_config(tmp_path, 'paths = ["nothere.paths.gz"]')
+
+    with pytest.raises(ValueError, match="paths.*nothere.paths.gz"):
+        PipelineRunner(load_config(path)).run(["harvest"])
 
 
 def test_same_candidates_from_path_and_url(tmp_path):

@@ -72,6 +72,12 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
         level = logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
+    # Progress bars redraw one terminal line. Without a terminal they glue onto the log
+    # lines, so they are off there and with --quiet. tqdm reads TQDM_DISABLE, and worker
+    # processes inherit it.
+    if quiet or not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the `wit` command line and return its exit code."""

@@ -218,6 +218,20 @@ def _resolve(base: Path, value: str | None) -> Path | None:
     return path if path.is_absolute() else (base / path).resolve()
 
 
+#: Keys of [harvest] that list archive inputs.
+ARCHIVE_KEYS = ("warc", "wat", "wet", "paths")
+
+#: Keys of [harvest] besides the crawler's options.
+HARVEST_KEYS = frozenset({"seeds", "base_url", "archive_workers", *ARCHIVE_KEYS})
+
+
+def _string_list(value: object, key: str, path: Path) -> list[str]:
+    """Return a TOML array of strings, or raise ValueError naming the key."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"[harvest] {key} in {path} must be a list of strings, such as {key} = [\"...\"], got {value!r}")
+    return value
+
+
 def _resolve_location(base: Path, value: str) -> str:
     """Return a URL or URI unchanged and a local path resolved against ``base``."""
     if not isinstance(value, str) or not value.strip():
@@ -279,8 +293,16 @@ def load_config(path: str | Path) -> PipelineConfig:
                 raise ValueError(f"[harvest.sample_site] in {path} is missing '{key}'")
             site_table[key] = _resolve(base, site_table[key])
         sample_site = from_mapping(SampleSiteSection, site_table, "harvest.sample_site")
-    seeds = list(harvest_table.pop("seeds", []))
-    archives = {key: [_resolve_location(base, item) for item in harvest_table.pop(key, [])] for key in ("warc", "wat", "wet", "paths")}
+    crawl_keys = {crawl_field.name for crawl_field in dataclasses.fields(CrawlConfig)}
+    unknown = sorted(set(harvest_table) - HARVEST_KEYS - crawl_keys)
+    if unknown:
+        valid = sorted(HARVEST_KEYS | crawl_keys | {"sample_site"})
+        raise ValueError(f"unknown key(s) {unknown} in [harvest] of {path}; valid keys: {valid}")
+    seeds = _string_list(harvest_table.pop("seeds", []), "seeds", path)
+    archives = {
+        key: [_resolve_location(base, item) for item in _string_list(harvest_table.pop(key, []), key, path)]
+        for key in ARCHIVE_KEYS
+    }
     base_url = harvest_table.pop("base_url", None)
     if base_url is not None:
         base_url = _resolve_location(base, base_url)

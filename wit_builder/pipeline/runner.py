@@ -132,15 +132,18 @@ class PipelineRunner:
             totals.merge(stats)
             part += 1
 
+        counts: dict[str, int] = {}
         if self.config.harvest.has_archives:
             run = self._harvest_archives(out_dir, first_part=part)
             totals.merge(run.total)
-            for outcome in run.outcomes:
-                key = Path(outcome.part).stem if outcome.part else f"failed:{outcome.input.location}"
-                sources[key] = {"source": f"{outcome.input.format.value}:{outcome.input.location}", **outcome.to_json()}
+            # Inputs are keyed by their place in the input list: a WET input or a failed
+            # one writes no partition, and the same location may fail twice.
+            for index, outcome in enumerate(run.outcomes):
+                sources[f"input-{index:05d}"] = {"source": f"{outcome.input.format.value}:{outcome.input.location}", **outcome.to_json()}
+            counts = {name: value for name, value in run.counts().items() if name.startswith("inputs")}
             fields = {"failures": run.stats_fields()["failures"], "text": run.text.to_json()}
 
-        write_stage_stats(out_dir, "harvest", totals.counts(), partitions=sources, **totals.to_json(), **fields)
+        write_stage_stats(out_dir, "harvest", {**totals.counts(), **counts}, partitions=sources, **totals.to_json(), **fields)
 
     def _crawl(self, out_path: Path):
         """Crawl the seeds in RUN_DIR/crawl, resuming a crawl with the same seeds, and gather its parts into ``out_path``."""
@@ -164,14 +167,29 @@ class PipelineRunner:
     def _harvest_archives(self, out_dir: Path, first_part: int):
         """Harvest the WARC, WAT, WET and path-list inputs of the config into partitions from ``first_part`` on."""
         from wit_builder.harvest.archives import ArchiveOptions, harvest_inputs
-        from wit_builder.harvest.sources import StreamConfig, resolve_inputs
+        from wit_builder.harvest.sources import InputOpenError, StreamConfig, resolve_inputs
 
         section = self.config.harvest
         stream = StreamConfig(allow_private=section.crawl.http.allow_private, user_agent=section.crawl.http.user_agent)
         inputs = []
-        for archive_format in ("warc", "wat", "wet"):
-            inputs += resolve_inputs(getattr(section, archive_format), base_url=section.base_url, format=archive_format, config=stream)
-        inputs += resolve_inputs(paths_files=section.paths, base_url=section.base_url, config=stream)
+        try:
+            for archive_format in ("warc", "wat", "wet"):
+                inputs += resolve_inputs(getattr(section, archive_format), base_url=section.base_url, format=archive_format, config=stream)
+            inputs += resolve_inputs(paths_files=section.paths, base_url=section.base_url, config=stream)
+        except InputOpenError as error:
+            raise ValueError(f"[harvest] paths: {error}") from None
+
+        # A file named directly and again in a path list would be read twice, and its
+        # candidates would count twice for every query.
+        seen: set[str] = set()
+        unique = []
+        for item in inputs:
+            if item.location not in seen:
+                seen.add(item.location)
+                unique.append(item)
+        if len(unique) < len(inputs):
+            logger.warning("%d archive inputs are listed more than once; each is read once", len(inputs) - len(unique))
+        inputs = unique
 
         options = ArchiveOptions(stream=stream, workers=section.archive_workers)
         run = harvest_inputs(inputs, out_dir, options, first_part=first_part, clear=False, write_stats=False)
