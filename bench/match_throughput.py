@@ -15,24 +15,28 @@ Captions: the alt texts of img2dataset's test_10000.parquet and the Flickr8k cap
 
 Methods, each on one process:
 
-- ``wit``: ``QueryMatcher.match`` on every caption (normalization, the automaton
-  scan, and the sorted query ids);
+- ``floor``: a bare pyahocorasick iteration, ``for _ in automaton.iter(caption)``,
+  over wit's automaton on the raw captions, without normalization;
+- ``floor on normalized captions``: the same iteration on the normal forms of the
+  captions, computed beforehand. It finds the matches wit finds, so it is the floor
+  of any method that scans the normal form with this automaton;
+- ``normalize_many alone``: wit's normal form of every caption, as a batch;
+- ``wit``: ``QueryMatcher.match_batch`` on all captions (bulk normalization, the
+  scan, and the sorted distinct query ids of each caption in numpy arrays), the
+  path of the match stage;
+- ``wit, one call per caption``: ``QueryMatcher.match`` on every caption, the
+  per-caption path that ``match_batch`` must agree with (checked on every caption);
 - ``wit stage``: ``match_partition`` on the captions as one Parquet partition of
   candidates, with reading and writing;
-- ``floor``: a bare pyahocorasick iteration, ``for _ in automaton.iter(caption)``,
-  over the same automaton on the raw captions, without normalization;
-- ``scan on normalized text``: the same iteration on captions normalized beforehand,
-  which shows how much of wit's time is the scan itself;
-- ``sorted ids from normalized text``: that scan with wit's collection of the sorted,
-  distinct query ids, and ``normalization alone``: wit's normal form of each caption;
 - ``substring loop``: MetaCLIP's method, a test ``entry in text`` of every padded
   entry on every padded caption, timed on the first ``--substring-captions``
   captions because it is slow. Its matches are checked against wit's.
 
 Throughput is captions per second of the process's CPU time (one core), from the
 median of ``--repeats`` rounds that alternate the methods. Wall-clock figures are in
-the JSON. The script also reports the automaton's build time, the time to write and
-load its cache file, the file's size, and the memory of a process that loads it.
+the JSON, and so is the load average at the start and the end. The script also reports
+the automaton's build time, the time to write and load its cache file, the file's
+size, and the memory of a process that loads it.
 """
 
 from __future__ import annotations
@@ -48,7 +52,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from operator import itemgetter
 from pathlib import Path
 
 from harness import DEFAULT_RESULTS_DIR, REPO_ROOT, machine_facts, write_result
@@ -58,7 +61,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import pyarrow.parquet as pq  # noqa: E402
 
 from wit_builder.match.cache import read_cache, write_cache  # noqa: E402
-from wit_builder.match.matcher import QueryMatcher, compile_queries, normalize_for_matching  # noqa: E402
+from wit_builder.match.matcher import QueryMatcher, compile_queries, normalize_for_matching, normalize_many  # noqa: E402
 from wit_builder.match.stage import match_partition  # noqa: E402
 from wit_builder.parquet import write_records  # noqa: E402
 from wit_builder.queries.build import load_queries  # noqa: E402
@@ -231,12 +234,16 @@ def run(args: argparse.Namespace) -> dict:
         # Warm the stage's per-process matcher, so that its rounds time matching and I/O only.
         match_partition(candidates, entries_file, Path(folder) / "matched.parquet", cache_dir=Path(folder) / "cache")
 
-        normalized = [normalize_for_matching(text) for text in captions]
+        normalized = normalize_many(captions)
         iterate = automaton.iter
-        value_of = itemgetter(1)
 
         def run_wit() -> None:
-            matcher.match_many(captions)
+            matcher.match_batch(captions)
+
+        def run_wit_per_caption() -> None:
+            match = matcher.match
+            for text in captions:
+                match(text)
 
         def run_stage() -> None:
             match_partition(candidates, entries_file, Path(folder) / "matched.parquet", cache_dir=Path(folder) / "cache")
@@ -246,26 +253,21 @@ def run(args: argparse.Namespace) -> dict:
                 for _ in iterate(text):
                     pass
 
-        def run_scan() -> None:
+        def run_floor_normalized() -> None:
             for text in normalized:
                 for _ in iterate(text):
                     pass
 
-        def run_ids() -> None:
-            for text in normalized:
-                sorted(set(map(value_of, iterate(text))))
-
         def run_normalize() -> None:
-            for text in captions:
-                normalize_for_matching(text)
+            normalize_many(captions)
 
         methods = {
             "wit": run_wit,
+            "wit, one call per caption": run_wit_per_caption,
             "wit stage": run_stage,
             "floor": run_floor,
-            "scan on normalized text": run_scan,
-            "sorted ids from normalized text": run_ids,
-            "normalization alone": run_normalize,
+            "floor on normalized captions": run_floor_normalized,
+            "normalize_many alone": run_normalize,
         }
         rounds: dict[str, list[tuple[float, float]]] = {name: [] for name in methods}
         for round_index in range(args.repeats):
@@ -277,6 +279,8 @@ def run(args: argparse.Namespace) -> dict:
     padded_entries = [normalize_for_matching(entry) for entry in entries]
     substring_cpu, substring_wall = timed(lambda: [substring_loop(padded_entries, normalize_for_matching(text)) for text in sample])
     disagreements = sum(substring_loop(padded_entries, normalize_for_matching(text)) != matcher.match(text) for text in sample)
+    per_caption = [matcher.match(text) for text in captions]
+    batch_disagreements = sum(got != expected for got, expected in zip(matcher.match_many(captions), per_caption))
 
     results = {}
     for name, times in rounds.items():
@@ -287,7 +291,8 @@ def run(args: argparse.Namespace) -> dict:
         "captions": len(sample), "cpu_s_median": substring_cpu, "wall_s_median": substring_wall,
         "captions_per_cpu_s": len(sample) / substring_cpu, "disagreements_with_wit": disagreements,
     }
-    matches = sum(len(matcher.match(text)) for text in captions)
+    matches = sum(map(len, per_caption))
+    floor, floor_normalized = results["floor"]["captions_per_cpu_s"], results["floor on normalized captions"]["captions_per_cpu_s"]
     return {
         "entries": len(entries),
         "entry_sources": composition,
@@ -297,7 +302,10 @@ def run(args: argparse.Namespace) -> dict:
         "build": build,
         "cache": cache,
         "methods": results,
-        "wit_over_floor": results["floor"]["captions_per_cpu_s"] / results["wit"]["captions_per_cpu_s"],
+        "match_batch_disagreements_with_match": batch_disagreements,
+        "wit_over_floor": floor / results["wit"]["captions_per_cpu_s"],
+        "wit_over_floor_on_normalized_captions": floor_normalized / results["wit"]["captions_per_cpu_s"],
+        "wit_stage_over_floor": floor / results["wit stage"]["captions_per_cpu_s"],
     }
 
 
@@ -305,12 +313,14 @@ def print_tables(result: dict) -> None:
     methods = result["methods"]
     print(f"\n{result['entries']:,} entries, {result['captions']:,} captions "
           f"({result['mean_caption_chars']:.0f} characters and {result['matches_per_caption']:.1f} matched entries on average)\n")
-    print("| method | captions | captions/s per core | relative to floor |")
-    print("|---|---:|---:|---:|")
+    print("| method | captions | captions/s per core | time relative to floor | to floor on normalized captions |")
+    print("|---|---:|---:|---:|---:|")
     floor = methods["floor"]["captions_per_cpu_s"]
-    for name in ("floor", "scan on normalized text", "sorted ids from normalized text", "normalization alone", "wit", "wit stage", "substring loop"):
+    floor_normalized = methods["floor on normalized captions"]["captions_per_cpu_s"]
+    names = ("floor", "floor on normalized captions", "normalize_many alone", "wit", "wit, one call per caption", "wit stage", "substring loop")
+    for name in names:
         rate = methods[name]["captions_per_cpu_s"]
-        print(f"| {name} | {methods[name]['captions']:,} | {rate:,.0f} | {floor / rate:.2f}x |")
+        print(f"| {name} | {methods[name]['captions']:,} | {rate:,.0f} | {floor / rate:.2f}x | {floor_normalized / rate:.2f}x |")
     build, cache = result["build"], result["cache"]
     print("\n| automaton | value |")
     print("|---|---:|")
@@ -323,6 +333,8 @@ def print_tables(result: dict) -> None:
     print(f"| cache load, fresh process | {cache['load_fresh_process_s']:.2f} s |")
     print(f"| memory growth of a process that loads the cache | {cache['fresh_process_rss_growth_bytes'] / 2**20:,.0f} MiB |")
     print(f"\nsubstring loop disagreements with wit: {methods['substring loop']['disagreements_with_wit']}")
+    print(f"captions where match_batch and match disagree: {result['match_batch_disagreements_with_match']}")
+    print(f"load average (1, 5, 15 min) at start {result['load_average_at_start']}, at end {result['load_average_at_end']}")
 
 
 def main() -> int:
@@ -337,7 +349,9 @@ def main() -> int:
     logging.getLogger("wit_builder").setLevel(logging.WARNING)
 
     machine = machine_facts(None)
+    load_at_start = os.getloadavg()
     result = run(args)
+    result["load_average_at_start"] = load_at_start
     result["machine"] = machine
     result["command"] = [sys.executable, *sys.argv]
     result["load_average_at_end"] = os.getloadavg()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import random
 import unicodedata
@@ -13,7 +14,8 @@ from test_queries_tokens import CHINESE_ADDRESS, CHINESE_NEWS, JAPANESE_KINDLE, 
 
 from wit_builder.match.balance import keep_probability, should_keep, uniform_draw
 from wit_builder.match.balance_stage import balance_folder
-from wit_builder.match.matcher import QueryMatcher, normalize_for_matching
+from wit_builder.match import matcher as matcher_module
+from wit_builder.match.matcher import QueryMatcher, normalize_for_matching, normalize_many
 from wit_builder.match.stage import match_folder, match_partition
 from wit_builder.parquet import read_records, write_records
 from wit_builder.queries.tokens import join_tokens, tokenize
@@ -214,6 +216,91 @@ def test_matcher_without_queries():
     matcher = QueryMatcher(["", "  "])
 
     assert matcher.match("anything") == []
+
+
+# Texts that take each branch of normalize_many: blank, None, ASCII whitespace other
+# than the space, a NUL of the text's own, punctuation, and non-ASCII scripts.
+BATCH_EDGE_TEXTS = [
+    "A dog, running.",
+    None,
+    "",
+    "   ",
+    "new\tyork\ncity \x0b\x1f end",
+    "  leading and trailing  ",
+    "a\x00b dog",
+    "“Paris”—France",
+    "AC/DC | live",
+    "STRASSE Dog",
+    ALT_STOCK_PHOTO_JA,
+    ALT_BOTTLE_TH,
+    "(known) [dog]; {cat}? `x`!",
+]
+
+
+def test_normalize_blank_text():
+    assert normalize_for_matching("") == " "
+    assert normalize_for_matching(" \t\n") == " "
+
+
+@pytest.mark.parametrize("ignore_case", [False, True])
+def test_normalize_many_equals_one_by_one(ignore_case):
+    expected = [normalize_for_matching(text or "", ignore_case) for text in BATCH_EDGE_TEXTS]
+
+    assert normalize_many(BATCH_EDGE_TEXTS, ignore_case) == expected
+    ascii_texts = [text for text in BATCH_EDGE_TEXTS if text is None or (text.isascii() and "\x00" not in text)]
+    assert normalize_many(ascii_texts, ignore_case) == [normalize_for_matching(text or "", ignore_case) for text in ascii_texts]
+    assert normalize_many([], ignore_case) == []
+
+
+def test_match_batch_edge_texts():
+    matcher = QueryMatcher(["dog", "new york city", "写真", "ขวด", "known", "a\x00b", "Paris", "DC"])
+
+    matches = matcher.match_batch(BATCH_EDGE_TEXTS)
+
+    assert len(matches) == len(BATCH_EDGE_TEXTS)
+    assert matches.to_lists() == [matcher.match(text) for text in BATCH_EDGE_TEXTS]
+    assert matches.to_lists()[4] == [1]
+    assert matches.to_lists()[6] == [0, 5]
+    assert matcher.match_many([]) == []
+
+
+def test_match_batch_without_queries():
+    matches = QueryMatcher([""]).match_batch(["dog", None])
+
+    assert matches.to_lists() == [[], []]
+    assert matches.offsets.tolist() == [0, 0, 0]
+
+
+def _real_captions(shared_data) -> list[str]:
+    table = pq.read_table(shared_data / "url-captions" / "test_10000.parquet", columns=["TEXT"])
+    with open(shared_data / "flickr8k" / "captions.csv", newline="", encoding="utf-8") as handle:
+        flickr = [row["caption"] for row in csv.DictReader(handle)]
+    return table.column("TEXT").to_pylist() + flickr[:5000]
+
+
+@pytest.mark.parametrize("ignore_case", [False, True])
+def test_match_batch_agrees_on_real_captions(shared_data, monkeypatch, ignore_case):
+    captions = _real_captions(shared_data)
+    queries = []
+    for text in captions[::3]:
+        words = tokenize(text or "")
+        queries += words
+        queries += [join_tokens(first, second) for first, second in zip(words, words[1:])]
+    queries = list(dict.fromkeys(queries))
+    matcher = QueryMatcher(queries, ignore_case=ignore_case)
+    # A small chunk size puts many chunk boundaries into the batch.
+    monkeypatch.setattr(matcher_module, "CHUNK_TEXTS", 997)
+
+    expected = [matcher.match(text) for text in captions]
+    got = matcher.match_batch(captions).to_lists()
+
+    assert len(captions) >= 10_000
+    assert sum(not text.isascii() for text in captions if text) >= 100
+    assert sum(map(len, expected)) >= 10 * len(captions)
+    if ignore_case:
+        assert matcher.compiled.shared_ids
+    mismatches = [index for index in range(len(captions)) if got[index] != expected[index]]
+    assert mismatches == [], [captions[index] for index in mismatches[:5]]
 
 
 def test_keep_probability_rule():

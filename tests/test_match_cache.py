@@ -40,6 +40,7 @@ def only_cache_file(folder):
 def check_matches(matcher: QueryMatcher) -> None:
     assert matcher.match("a dog in New York") == [0, 1]
     assert matcher.match("ストック写真") == [2]
+    assert matcher.match_many(["a dog in New York", None, "ストック写真"]) == [[0, 1], [], [2]]
 
 
 def test_cache_written_then_loaded(tmp_path, queries, caplog):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 import logging
 import os
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from wit_builder.match.cache import cache_key, load_or_compile, query_file, remove_other_caches
-from wit_builder.match.matcher import QueryMatcher
+from wit_builder.match.matcher import BatchMatches, QueryMatcher
 from wit_builder.match.tables import check_columns, conform_table
 from wit_builder.parquet import atomic_write_table, clear_parts, list_parts
 from wit_builder.queries.build import load_queries
@@ -86,14 +85,14 @@ def match_partition(
     tables = []
     progress = tqdm(total=parquet_file.metadata.num_rows, desc=f"match {candidates_path.name}", unit=" candidates", leave=False)
     for batch in parquet_file.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-        query_ids = matcher.match_many(batch.column("text").to_pylist())
-        lengths = np.fromiter(map(len, query_ids), dtype=np.int64, count=len(query_ids))
-        kept = pa.Table.from_batches([batch]).filter(pa.array(lengths > 0))
-        kept = kept.append_column("query_ids", _list_array(query_ids, lengths[lengths > 0]))
+        matches = matcher.match_batch(batch.column("text").to_pylist())
+        matched = matches.lengths() > 0
+        kept = pa.Table.from_batches([batch]).filter(pa.array(matched))
+        kept = kept.append_column("query_ids", _query_ids_column(matches, matched))
         tables.append(conform_table(kept, MatchedCandidate))
-        stats.candidates += len(query_ids)
+        stats.candidates += batch.num_rows
         stats.matched += kept.num_rows
-        progress.update(len(query_ids))
+        progress.update(batch.num_rows)
     progress.close()
     stats.unmatched = stats.candidates - stats.matched
 
@@ -103,12 +102,14 @@ def match_partition(
     return stats
 
 
-def _list_array(query_ids: list[list[int]], lengths: np.ndarray) -> pa.ListArray:
-    """Build the query_ids column from the non-empty lists, faster than pa.array on nested lists."""
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    values = np.fromiter(itertools.chain.from_iterable(query_ids), dtype=np.int64, count=int(offsets[-1]))
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+def _query_ids_column(matches: BatchMatches, matched: np.ndarray) -> pa.ListArray:
+    """Build the query_ids column of the matched rows straight from the batch's CSR arrays.
+
+    The rows left out match nothing, so the starts of the kept rows, then the end of
+    the last one, are the offsets of the kept rows.
+    """
+    offsets = np.append(matches.offsets[:-1][matched], matches.offsets[-1]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(matches.ids))
 
 
 def count_queries(matched_path: Path) -> dict[int, int]:
