@@ -59,6 +59,15 @@ def make_app(state: ServerState) -> web.Application:
         state.count(request.path)
         raise web.HTTPMovedPermanently("/loop-a")
 
+    async def count_up(request):
+        # /count/N redirects to /count/N+1 without end.
+        state.count(request.path)
+        raise web.HTTPFound(f"/count/{int(request.match_info['step']) + 1}")
+
+    async def self_loop(request):
+        state.count(request.path)
+        raise web.HTTPFound("/self-loop#again")
+
     async def chain(request):
         # /chain/N redirects to /chain/N-1 with a relative Location; /chain/0 is the image.
         state.count(request.path)
@@ -119,6 +128,8 @@ def make_app(state: ServerState) -> web.Application:
     app.router.add_get("/loop-a", loop_a)
     app.router.add_get("/loop-b", loop_b)
     app.router.add_get("/chain/{step}", chain)
+    app.router.add_get("/count/{step}", count_up)
+    app.router.add_get("/self-loop", self_loop)
     app.router.add_get("/no-location", no_location)
     app.router.add_get("/endless", endless)
     app.router.add_get("/declared-large", declared_large)
@@ -207,37 +218,88 @@ def test_config_rejects_bad_values():
         HttpConfig(retries=-1)
 
 
-def test_total_deadline_slow_drip():
-    # 200 image/png without Content-Length, then one byte every 0.5 s: each read
-    # succeeds quickly, so only a total deadline stops it.
-    async def respond(writer):
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nConnection: close\r\n\r\n")
-        for _ in range(40):
-            writer.write(b"x")
-            await writer.drain()
-            await asyncio.sleep(0.5)
+async def drip_forever(writer):
+    """Send 200 image/png without Content-Length, then one byte every 0.5 s without end."""
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nConnection: close\r\n\r\n")
+    while True:
+        writer.write(b"x")
+        await writer.drain()
+        await asyncio.sleep(0.5)
 
+
+async def stream_forever(writer):
+    """Send 200 image/png without Content-Length, then 64 KiB blocks as fast as the client reads."""
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nConnection: close\r\n\r\n")
+    block = b"w" * 65536
+    while True:
+        writer.write(block)
+        await writer.drain()
+
+
+def test_total_deadline_slow_drip():
+    # Each read succeeds quickly, so only a total deadline stops this body.
     started = time.monotonic()
-    result = fetch_raw(respond, config(timeout_s=1.2))
+    result = fetch_raw(drip_forever, config(timeout_s=1.2))
     elapsed = time.monotonic() - started
     assert result.status is FetchStatus.TIMEOUT
     assert result.body is None
     assert result.http_status == 200
     assert result.bytes_received >= 2
-    assert elapsed < 3.0
+    assert elapsed < 2.5
+
+
+def test_slow_drip_stops_at_byte_cap():
+    started = time.monotonic()
+    result = fetch_raw(drip_forever, config(timeout_s=10.0, max_bytes=2))
+    assert result.status is FetchStatus.TOO_LARGE
+    assert result.body is None
+    assert result.bytes_received == 3
+    assert time.monotonic() - started < 3.0
 
 
 def test_endless_raw_stream_too_large():
-    async def respond(writer):
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nConnection: close\r\n\r\n")
-        block = b"w" * 65536
-        while True:
-            writer.write(block)
-            await writer.drain()
-
-    result = fetch_raw(respond, config(max_bytes=2_000_000, timeout_s=10.0))
+    started = time.monotonic()
+    result = fetch_raw(stream_forever, config(max_bytes=2_000_000, timeout_s=10.0))
     assert result.status is FetchStatus.TOO_LARGE
     assert result.body is None
+    assert 2_000_000 < result.bytes_received <= 2_000_000 + 65536
+    assert time.monotonic() - started < 5.0
+
+
+def test_endless_raw_stream_hits_deadline_first():
+    # A cap too large to reach within the deadline: the deadline ends the read.
+    started = time.monotonic()
+    result = fetch_raw(stream_forever, config(max_bytes=10**12, timeout_s=1.0))
+    assert result.status is FetchStatus.TIMEOUT
+    assert result.body is None
+    assert result.bytes_received > 0
+    assert time.monotonic() - started < 2.5
+
+
+def test_slow_response_head_timeout():
+    async def respond(writer):
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nX-Padding: " + b"p" * 1000:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.5)
+
+    started = time.monotonic()
+    result = fetch_raw(respond, config(timeout_s=1.0))
+    assert result.status is FetchStatus.TIMEOUT
+    assert result.http_status is None
+    assert time.monotonic() - started < 2.5
+
+
+def test_silent_server_timeout():
+    async def respond(writer):
+        await asyncio.sleep(60)
+
+    started = time.monotonic()
+    result = fetch_raw(respond, config(timeout_s=0.5, retries=1, backoff_s=0.05))
+    assert result.status is FetchStatus.TIMEOUT
+    assert result.attempts == 2
+    assert "timed out" in result.error
+    assert time.monotonic() - started < 2.5
 
 
 def test_endless_stream_too_large(server):
@@ -274,10 +336,34 @@ def test_redirect_followed(server):
 
 
 def test_redirect_loop(server):
+    before_a = server.state.hits.get("/loop-a", 0)
+    before_b = server.state.hits.get("/loop-b", 0)
     result = fetch(server.base_url + "loop-a", config(max_redirects=10))
     assert result.status is FetchStatus.TOO_MANY_REDIRECTS
     assert "loop" in result.error
     assert result.body is None
+    assert result.redirects == 1
+    # The loop is seen before /loop-a is requested a second time.
+    assert server.state.hits["/loop-a"] == before_a + 1
+    assert server.state.hits["/loop-b"] == before_b + 1
+
+
+def test_redirect_self_loop_with_fragment(server):
+    result = fetch(server.base_url + "self-loop", config(max_redirects=10))
+    assert result.status is FetchStatus.TOO_MANY_REDIRECTS
+    assert "loop" in result.error
+    assert result.redirects == 0
+
+
+def test_endless_redirect_chain_stops_at_limit(server):
+    result = fetch(server.base_url + "count/0", config(max_redirects=5))
+    assert result.status is FetchStatus.TOO_MANY_REDIRECTS
+    assert result.redirects == 5
+    assert result.http_status == 302
+    assert result.final_url == server.base_url + "count/5"
+    assert "max_redirects=5" in result.error
+    assert server.state.hits["/count/5"] == 1
+    assert "/count/6" not in server.state.hits
 
 
 def test_redirect_chain_over_limit(server):
@@ -292,10 +378,14 @@ def test_redirect_chain_over_limit(server):
 
 
 def test_max_redirects_zero(server):
+    before = server.state.hits.get("/image.png", 0)
     result = fetch(server.base_url + "redirect?to=/image.png", config(max_redirects=0))
     assert result.status is FetchStatus.TOO_MANY_REDIRECTS
     assert result.http_status == 302
     assert result.redirects == 0
+    assert result.headers["location"] == "/image.png"
+    assert "not followed" in result.error
+    assert server.state.hits.get("/image.png", 0) == before
 
 
 def test_redirect_to_other_scheme_invalid(server):
@@ -347,10 +437,11 @@ def test_response_not_http():
         writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
         await writer.drain()
 
-    result = fetch_raw(respond, config())
-    assert result.status is FetchStatus.HTTP_ERROR
+    result = fetch_raw(respond, config(retries=2))
+    assert result.status is FetchStatus.PROTOCOL_ERROR
     assert "invalid HTTP response" in result.error
     assert result.body is None
+    assert result.attempts == 1
 
 
 def test_connection_refused():

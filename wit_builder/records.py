@@ -36,6 +36,8 @@ class FetchStatus(str, enum.Enum):
     INVALID_URL = "invalid_url"
     BLOCKED_ADDRESS = "blocked_address"
     ROBOTS_DISALLOWED = "robots_disallowed"
+    #: robots.txt of the origin answered 429, 5xx or not at all, so RFC 9309 disallows the origin.
+    ROBOTS_UNREACHABLE = "robots_unreachable"
     DNS_ERROR = "dns_error"
     CONNECTION_ERROR = "connection_error"
     TIMEOUT = "timeout"
@@ -43,9 +45,15 @@ class FetchStatus(str, enum.Enum):
     TOO_MANY_REDIRECTS = "too_many_redirects"
     TOO_LARGE = "too_large"
     TRUNCATED = "truncated"
+    #: The response broke HTTP/1.1 or its Content-Encoding, e.g. bytes after the declared end of the body.
+    PROTOCOL_ERROR = "protocol_error"
     NOT_AN_IMAGE = "not_an_image"
+    #: The body is an SVG document (or served as image/svg+xml); vector images are not rasterized.
+    UNSUPPORTED_SVG = "unsupported_svg"
     IMAGE_TOO_LARGE = "image_too_large"
     DECODE_ERROR = "decode_error"
+    #: Decoding exceeded the per-image CPU or wall-clock limit and its worker process was killed.
+    DECODE_TIMEOUT = "decode_timeout"
 
 
 #: Statuses worth another attempt in a later run.
@@ -56,6 +64,7 @@ RETRYABLE_STATUSES = frozenset(
         FetchStatus.TIMEOUT,
         FetchStatus.HTTP_ERROR,
         FetchStatus.TRUNCATED,
+        FetchStatus.ROBOTS_UNREACHABLE,
     }
 )
 

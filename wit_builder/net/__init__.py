@@ -12,14 +12,17 @@ from wit_builder.net.client import (
 from wit_builder.net.guard import (
     BlockedAddressError,
     GuardedResolver,
+    GuardedSocketFactory,
     InvalidURLError,
     check_url,
+    is_allowed_address,
     is_blocked_address,
 )
 
 __all__ = [
     "BlockedAddressError",
     "GuardedResolver",
+    "GuardedSocketFactory",
     "HostLimiter",
     "HttpConfig",
     "HttpResult",
@@ -27,6 +30,7 @@ __all__ = [
     "check_url",
     "default_user_agent",
     "http_get",
+    "is_allowed_address",
     "is_blocked_address",
     "make_session",
     "parse_retry_after",

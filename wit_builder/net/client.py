@@ -4,6 +4,51 @@
 ``FetchStatus`` in its result instead of raising. It follows redirects itself so
 that every hop passes the address guard, enforces a total deadline and a byte cap
 on each request, and retries transient failures with exponential backoff.
+
+Each way a server can fail or misbehave ends as one status. "Retried" means another
+attempt within the same ``http_get`` call, up to ``HttpConfig.retries``.
+
+==================  =========  ==============================================================
+Status              Retried    Server behaviour
+==================  =========  ==============================================================
+invalid_url         no         URL or redirect Location is not http(s), has no host, or is
+                               unparsable
+blocked_address     no         Host is a blocked IP literal, resolves only to blocked
+                               addresses, or a connection attempt targets one (checked on
+                               every redirect hop too)
+dns_error           no         DNS lookup fails
+connection_error    yes        Connection refused or reset, TLS handshake failed, or the
+                               connection closed before a complete response head (an empty
+                               reply or only 1xx responses too)
+timeout             yes        No complete response within ``timeout_s``: slow connect, slow
+                               or endless head, slow body
+protocol_error      no         Response head is not HTTP/1.x: bad status line, header line
+                               over 8190 bytes, more than 128 header fields, invalid header
+protocol_error      no         Invalid, negative, listed or repeated Content-Length (even
+                               with equal values), or Content-Length with Transfer-Encoding
+protocol_error      no         Invalid chunked encoding (bad chunk size or chunk end)
+protocol_error      no         Bytes after the declared end of the body that arrive while
+                               the body is read. aiohttp reports bytes that are not HTTP and
+                               arrive together with the body as a bad status line.
+protocol_error      no         Unsupported or stacked Content-Encoding, invalid compressed
+                               data, or bytes after the end of the compressed stream
+protocol_error      no         Conflicting Location headers in a redirect
+http_error          429, 5xx   Status other than 2xx, or a redirect without Location
+too_many_redirects  no         Redirect loop, more than ``max_redirects`` redirects, or any
+                               redirect when ``max_redirects`` is 0 (``http_status`` keeps
+                               the 3xx and ``headers`` its Location)
+too_large           no         Content-Length, received body or decoded body over
+                               ``max_bytes``
+truncated           yes        Connection closed before Content-Length bytes or the last
+                               chunk, or the compressed stream stops before its end
+==================  =========  ==============================================================
+
+Only the body of a complete 2xx response within the byte cap is returned. A partial
+body never is, except the first ``max_bytes`` bytes with ``truncate_long_bodies``.
+Bytes after the declared end of a body are caught by ``StrictResponseHandler`` (see
+``wit_builder.net.protocol``) while the body is read, and the connection is closed.
+A redirect loop is reported as too_many_redirects with "redirect loop" in the error,
+not as a status of its own, because the crawler treats both cases alike.
 """
 
 from __future__ import annotations
@@ -18,17 +63,31 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Mapping
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from wit_builder import __version__
 from wit_builder.net.counted_log import CountedLog
-from wit_builder.net.guard import BlockedAddressError, GuardedResolver, InvalidURLError, check_url, parse_ip_literal
+from wit_builder.net.decoding import BodyDecoder, ContentEncodingError, IncompleteEncodingError, accept_encoding
+from wit_builder.net.guard import (
+    BlockedAddressError,
+    GuardedResolver,
+    GuardedSocketFactory,
+    InvalidURLError,
+    check_url,
+    parse_ip_literal,
+)
+from wit_builder.net.protocol import ResponseFramingError, StrictConnector
 from wit_builder.records import FetchStatus
 
 logger = logging.getLogger(__name__)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 READ_CHUNK_BYTES = 64 * 1024
+# Limits of the response head. They equal aiohttp 3.14's defaults and are set explicitly
+# because the status table in the module docstring names them.
+MAX_HEADER_LINE_BYTES = 8190
+MAX_HEADER_FIELDS = 128
 
 _retry_log = CountedLog(logger, logging.INFO, "retrying after")
 _error_log = CountedLog(logger, logging.INFO, "request failed with")
@@ -52,11 +111,15 @@ class HttpConfig:
     user_agent: str | None = None
     #: Allow loopback, private, link-local and other non-public addresses (local tests only).
     allow_private: bool = False
+    #: Allow loopback addresses only (127.0.0.0/8, ::1), so that tests can serve on 127.0.0.1
+    #: while the guard still rejects private, link-local and metadata addresses.
+    allow_loopback: bool = False
     #: Maximum time of one request: connection, headers and the whole body.
     timeout_s: float = 20.0
     #: Maximum time to open the TCP (and TLS) connection, within ``timeout_s``.
     connect_timeout_s: float = 10.0
-    #: Maximum body size in bytes after decompression. The read stops as soon as it is passed.
+    #: Maximum body size in bytes, both as received and after Content-Encoding decoding.
+    #: The read stops as soon as either size passes it.
     max_bytes: int = 20 * 1024 * 1024
     #: Return the first ``max_bytes`` bytes of a longer body with status ok instead of too_large.
     truncate_long_bodies: bool = False
@@ -113,7 +176,7 @@ class HttpResult:
     error: str | None = None
     redirects: int = 0
     attempts: int = 0
-    #: Body bytes received in the last attempt, complete or not.
+    #: Body bytes received in the last attempt, complete or not, after Content-Encoding decoding.
     bytes_received: int = 0
 
     @property
@@ -161,18 +224,30 @@ class _PlainProxyRequest(aiohttp.ClientRequest):
 _logged_proxies: set[str] = set()
 
 
-def make_session(config: HttpConfig) -> aiohttp.ClientSession:
-    """Create a client session whose connector resolves through the address guard.
+def make_session(config: HttpConfig, *, resolver: AbstractResolver | None = None) -> aiohttp.ClientSession:
+    """Create a client session whose connector resolves and connects through the address guard.
 
     Call it inside a running event loop and close the session when done. The session
     keeps no cookies and ignores proxy environment variables. Timeouts other than the
     connect timeout come from ``http_get``. With ``config.proxy`` set, every request goes
     to that proxy and target hosts are never resolved. ``check_url`` still rejects
     target URLs with blocked IP literals unless ``allow_private`` is set.
+
+    ``resolver`` replaces the ``GuardedResolver`` built from ``config``, so that tests can
+    control DNS answers. The socket factory checks every address connected to either way.
     """
-    resolver = GuardedResolver(allow_private=config.allow_private, ttl_s=config.dns_ttl_s)
-    connector = aiohttp.TCPConnector(
+    if resolver is None:
+        resolver = GuardedResolver(
+            allow_private=config.allow_private, ttl_s=config.dns_ttl_s, allow_loopback=config.allow_loopback
+        )
+    proxy_peers = []
+    if config.proxy is not None:
+        proxy_url = URL(config.proxy)
+        proxy_peers.append((proxy_url.raw_host or "", proxy_url.port or 80))
+    socket_factory = GuardedSocketFactory(config.allow_private, config.allow_loopback, proxy_peers)
+    connector = StrictConnector(
         resolver=resolver,
+        socket_factory=socket_factory,
         limit=config.max_concurrency,
         limit_per_host=config.max_per_host,
         use_dns_cache=False,  # GuardedResolver caches
@@ -187,11 +262,14 @@ def make_session(config: HttpConfig) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,
-        headers={"User-Agent": config.user_agent},
+        headers={"User-Agent": config.user_agent, "Accept-Encoding": accept_encoding()},
         cookie_jar=aiohttp.DummyCookieJar(),
-        # Decompress gzip, deflate (and br with Brotli installed). max_bytes then caps the
-        # decompressed size, which also stops compression bombs.
-        auto_decompress=True,
+        # _read_body decodes gzip, deflate and br itself, so that max_bytes caps the decoded
+        # size and a compressed stream cut before its end is reported as truncated.
+        auto_decompress=False,
+        max_line_size=MAX_HEADER_LINE_BYTES,
+        max_field_size=MAX_HEADER_LINE_BYTES,
+        max_headers=MAX_HEADER_FIELDS,
         trust_env=False,
         **proxy_options,
     )
@@ -263,46 +341,87 @@ def _content_type(headers: Mapping[str, str]) -> str | None:
     return value.split(";", 1)[0].strip().lower() or None
 
 
+def _one_line(message: str, max_chars: int = 300) -> str:
+    # aiohttp's parser errors span several lines with a caret under the bad byte.
+    return " ".join(message.split())[:max_chars]
+
+
 def _failure(url: str, final_url: str, status: FetchStatus, error: str, **fields: object) -> HttpResult:
     return HttpResult(url=url, final_url=final_url, status=status, error=error, **fields)
 
 
 async def _read_body(response: aiohttp.ClientResponse, result: HttpResult, config: HttpConfig) -> None:
-    """Stream the body into ``result`` and set its status: ok, too_large or truncated."""
-    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    """Stream and decode the body into ``result`` and set its status: ok, too_large, truncated or protocol_error.
+
+    A ClientPayloadError from the read (the connection closed early, or a framing error)
+    propagates to ``_request``.
+    """
+    try:
+        decoder = BodyDecoder(", ".join(response.headers.getall("Content-Encoding", [])))
+    except ContentEncodingError as error:
+        result.status = FetchStatus.PROTOCOL_ERROR
+        result.error = str(error)
+        return
+
     declared = response.content_length
-    if declared is not None and encoding == "identity" and declared > config.max_bytes and not config.truncate_long_bodies:
+    if declared is not None and declared > config.max_bytes and not config.truncate_long_bodies:
         result.status = FetchStatus.TOO_LARGE
         result.error = f"Content-Length {declared} exceeds max_bytes {config.max_bytes}"
         return
 
     chunks = []
     received = 0
-    async for chunk in response.content.iter_chunked(READ_CHUNK_BYTES):
-        received += len(chunk)
-        result.bytes_received = received
-        if received > config.max_bytes and config.truncate_long_bodies:
+    encoded_received = 0
+    try:
+        async for encoded in response.content.iter_chunked(READ_CHUNK_BYTES):
+            encoded_received += len(encoded)
+            # One byte more than the cap allows, so that a longer body is noticed.
+            chunk = decoder.decode(encoded, config.max_bytes - received + 1)
             chunks.append(chunk)
-            result.status = FetchStatus.OK
-            result.body = b"".join(chunks)[: config.max_bytes]
-            return
-        if received > config.max_bytes:
-            result.status = FetchStatus.TOO_LARGE
-            result.error = f"body exceeds max_bytes {config.max_bytes}"
-            return
-        chunks.append(chunk)
+            received += len(chunk)
+            result.bytes_received = received
+            # The encoded size is capped too, so that a stream of empty gzip members
+            # cannot run until the deadline.
+            if received > config.max_bytes or encoded_received > config.max_bytes:
+                _end_long_body(result, chunks, encoded_received, config)
+                return
+
+        decoder.finish()
+    except ContentEncodingError as error:
+        result.status = FetchStatus.PROTOCOL_ERROR
+        result.error = str(error)
+        return
+    except IncompleteEncodingError as error:
+        result.status = FetchStatus.TRUNCATED
+        result.error = str(error)
+        return
+
+    # Bytes that reached the connection after the last read of the body set an error
+    # on the body stream; see wit_builder.net.protocol.
+    if response.content.exception() is not None:
+        raise response.content.exception()
 
     # aiohttp raises ClientPayloadError when the connection closes before Content-Length
-    # bytes arrive. This check also covers a decoder that stops early.
-    # NOTE: bytes sent beyond Content-Length are not seen here, because aiohttp reads
-    # exactly Content-Length bytes and leaves the rest to the connection.
-    if declared is not None and encoding == "identity" and received != declared:
+    # bytes arrive, so this check is a second line of defence.
+    if declared is not None and encoded_received != declared:
         result.status = FetchStatus.TRUNCATED
-        result.error = f"received {received} bytes but Content-Length is {declared}"
+        result.error = f"received {encoded_received} bytes but Content-Length is {declared}"
         return
 
     result.status = FetchStatus.OK
     result.body = b"".join(chunks)
+
+
+def _end_long_body(result: HttpResult, chunks: list[bytes], encoded_received: int, config: HttpConfig) -> None:
+    if config.truncate_long_bodies:
+        result.status = FetchStatus.OK
+        result.body = b"".join(chunks)[: config.max_bytes]
+        return
+    result.status = FetchStatus.TOO_LARGE
+    result.error = (
+        f"body exceeds max_bytes {config.max_bytes} "
+        f"({encoded_received} bytes received, {result.bytes_received} after decoding so far)"
+    )
 
 
 async def _request(
@@ -322,6 +441,13 @@ async def _request(
                 result.content_type = _content_type(response.headers)
 
                 if response.status in REDIRECT_STATUSES:
+                    locations = set(response.headers.getall("Location", []))
+                    if len(locations) > 1:
+                        result.status = FetchStatus.PROTOCOL_ERROR
+                        result.error = (
+                            f"HTTP {response.status} redirect with {len(locations)} different Location headers"
+                        )
+                        return _Hop(result)
                     location = response.headers.get("Location")
                     if location:
                         return _Hop(result, location=location)
@@ -337,6 +463,9 @@ async def _request(
                     return _Hop(result, retryable=transient, retry_after_s=retry_after)
 
                 await _read_body(response, result, config)
+                if result.status is FetchStatus.PROTOCOL_ERROR:
+                    # Skip the rest of the body and do not reuse the connection.
+                    response.close()
                 return _Hop(result, retryable=result.status is FetchStatus.TRUNCATED)
 
     except TimeoutError as error:
@@ -352,6 +481,20 @@ async def _request(
         result.status = FetchStatus.DNS_ERROR
         result.error = f"DNS lookup of {error.host} failed: {error.os_error}"
         return _Hop(result)
+    except aiohttp.ClientConnectorError as error:
+        # aiohappyeyeballs joins the errors of several addresses into one OSError message.
+        if isinstance(error.os_error, BlockedAddressError) or "blocked address" in str(error.os_error):
+            result.status = FetchStatus.BLOCKED_ADDRESS
+            result.error = f"connection to {error.host} rejected: {error.os_error}"
+            return _Hop(result)
+        result.status = FetchStatus.CONNECTION_ERROR
+        result.error = f"{type(error).__name__}: {error}"
+        return _Hop(result, retryable=True)
+    except ResponseFramingError as error:
+        result.status = FetchStatus.PROTOCOL_ERROR
+        result.error = _one_line(str(error))
+        result.body = None
+        return _Hop(result)
     except aiohttp.ClientPayloadError as error:
         result.status = FetchStatus.TRUNCATED
         result.error = f"incomplete body: {error}"
@@ -362,9 +505,9 @@ async def _request(
         return _Hop(result)
     except aiohttp.ClientResponseError as error:
         # Raised for responses that are not valid HTTP (bad status line or headers).
-        result.status = FetchStatus.HTTP_ERROR
-        result.error = f"invalid HTTP response: {error.message}"
-        return _Hop(result, retryable=True)
+        result.status = FetchStatus.PROTOCOL_ERROR
+        result.error = f"invalid HTTP response: {_one_line(error.message)}"
+        return _Hop(result)
     except (aiohttp.ClientError, OSError) as error:
         result.status = FetchStatus.CONNECTION_ERROR
         result.error = f"{type(error).__name__}: {error}"
@@ -384,12 +527,12 @@ async def _follow(
     redirects = 0
     while True:
         try:
-            target = check_url(current, config.allow_private)
+            target = check_url(current, config.allow_private, config.allow_loopback)
         except InvalidURLError as error:
             return _Hop(_failure(url, str(current), FetchStatus.INVALID_URL, str(error), redirects=redirects))
         except BlockedAddressError as error:
             return _Hop(_failure(url, str(current), FetchStatus.BLOCKED_ADDRESS, str(error), redirects=redirects))
-        visited.add(str(target))
+        visited.add(str(target.with_fragment(None)))
 
         if limiter is None:
             hop = await _request(session, url, target, config, headers)
@@ -409,13 +552,18 @@ async def _follow(
             return hop
 
         hop.location = None
-        if str(next_url) in visited:
+        if str(next_url.with_fragment(None)) in visited:
             hop.result.status = FetchStatus.TOO_MANY_REDIRECTS
             hop.result.error = f"redirect loop: {target} redirects back to {next_url}"
             return hop
         if redirects >= config.max_redirects:
             hop.result.status = FetchStatus.TOO_MANY_REDIRECTS
-            hop.result.error = f"more than max_redirects={config.max_redirects} redirects, next {next_url}"
+            if config.max_redirects == 0:
+                hop.result.error = (
+                    f"HTTP {hop.result.http_status} redirect to {next_url} not followed (max_redirects=0)"
+                )
+            else:
+                hop.result.error = f"more than max_redirects={config.max_redirects} redirects, next {next_url}"
             return hop
         redirects += 1
         current = next_url

@@ -1,13 +1,15 @@
 """Address guard: keep crawler and downloader requests off loopback, private and metadata addresses.
 
-Two checks together cover every request:
+Three checks together cover every request:
 
 - ``check_url`` runs before each request and each redirect hop. It validates the scheme
   and host and rejects IP-literal hosts in blocked ranges, because aiohttp connects to an
   IP literal without asking the resolver.
-- ``GuardedResolver`` is the resolver of the client's ``TCPConnector``. aiohttp connects
-  only to the addresses that the resolver returns, so dropping blocked addresses there
-  checks the address actually connected to, which also defeats DNS rebinding.
+- ``GuardedResolver`` is the resolver of the client's ``TCPConnector``. It drops blocked
+  addresses from each DNS answer and caches the answers for a fixed time.
+- ``GuardedSocketFactory`` creates every socket of the connector and rejects a blocked
+  address right before ``connect``. It checks the address actually connected to, so
+  neither DNS rebinding nor a resolver that returns something else reaches a blocked address.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ import ipaddress
 import logging
 import socket
 import time
+from typing import TYPE_CHECKING, Iterable
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
+
+if TYPE_CHECKING:
+    from aiohappyeyeballs import AddrInfoType  # installed with aiohttp
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +53,13 @@ class BlockedAddressError(OSError):
     def __init__(self, host: str, address: str):
         self.host = host
         self.address = address
-        subject = f"{host} is" if host.strip("[]") == address else f"{host} resolves to"
+        if host.strip("[]") == address:
+            subject = f"{address} is a blocked address"
+        else:
+            subject = f"{host} resolves to the blocked address {address}"
         super().__init__(
-            f"{subject} blocked address {address} (loopback, private, link-local, multicast "
-            "or reserved); set allow_private only for trusted local servers"
+            f"{subject} (loopback, private, link-local, multicast or reserved); "
+            "set allow_private only for trusted local servers"
         )
 
     def __str__(self) -> str:
@@ -70,38 +79,70 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     return None
 
 
+def _as_address(ip: str | IPAddress) -> IPAddress | None:
+    if not isinstance(ip, str):
+        return ip
+    try:
+        return ipaddress.ip_address(ip.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
 def is_blocked_address(ip: str | IPAddress) -> bool:
     """Return True for addresses that a public web fetch must not reach.
 
     Blocked: loopback, private, shared (100.64.0.0/10), link-local (169.254.169.254,
-    the cloud metadata address, included), multicast, reserved, unspecified and every
-    other range that IANA lists as not globally reachable. IPv6 addresses that embed an
-    IPv4 address (IPv4-mapped, 6to4, NAT64) are judged by the embedded address too.
-    A string that is not an IP address counts as blocked.
+    the cloud metadata address, included), multicast, reserved, unspecified, IPv6
+    site-local (fec0::/10) and every other range that IANA lists as not globally
+    reachable. An IPv4-mapped (::ffff:0:0/96) or NAT64 (64:ff9b::/96) IPv6 address is
+    judged by the IPv4 address it carries, because that is where the packets go. A 6to4
+    (2002::/16) address is blocked when either it or its IPv4 address is. A string that
+    is not an IP address counts as blocked.
     """
-    if isinstance(ip, str):
-        try:
-            ip = ipaddress.ip_address(ip.split("%", 1)[0])
-        except ValueError:
-            return True
+    address = _as_address(ip)
+    if address is None:
+        return True
 
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            # A socket connects to the mapped IPv4 address, so only that address counts.
-            return is_blocked_address(ip.ipv4_mapped)
-        embedded = _embedded_ipv4(ip)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_blocked_address(address.ipv4_mapped)
+        if address in _NAT64_PREFIX:
+            return is_blocked_address(_embedded_ipv4(address))
+        embedded = _embedded_ipv4(address)
         if embedded is not None and is_blocked_address(embedded):
+            return True
+        if address.is_site_local:
             return True
 
     return (
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or not ip.is_global
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or not address.is_global
     )
+
+
+def is_loopback_address(ip: str | IPAddress) -> bool:
+    """Return True for 127.0.0.0/8, ::1 and IPv4-mapped forms of 127.0.0.0/8."""
+    address = _as_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address is not None and address.is_loopback
+
+
+def is_allowed_address(ip: str | IPAddress, allow_private: bool = False, allow_loopback: bool = False) -> bool:
+    """Return True when a request may connect to ``ip``.
+
+    ``allow_private`` allows every address. ``allow_loopback`` allows loopback addresses
+    only, so local tests can reach their own server while the guard still rejects
+    private, link-local and metadata addresses.
+    """
+    if allow_private or not is_blocked_address(ip):
+        return True
+    return allow_loopback and is_loopback_address(ip)
 
 
 def parse_ip_literal(host: str) -> IPAddress | None:
@@ -125,13 +166,13 @@ def parse_ip_literal(host: str) -> IPAddress | None:
     return ipaddress.IPv4Address(packed)
 
 
-def check_url(url: str | URL, allow_private: bool = False) -> URL:
+def check_url(url: str | URL, allow_private: bool = False, allow_loopback: bool = False) -> URL:
     """Validate one request URL and return it parsed.
 
     Raises InvalidURLError unless the scheme is http or https and the URL has a host.
-    Raises BlockedAddressError when the host is an IP literal in a blocked range and
-    ``allow_private`` is False. Host names pass here and are checked by
-    ``GuardedResolver`` when the connector resolves them.
+    Raises BlockedAddressError when the host is an IP literal that ``is_allowed_address``
+    rejects. Host names pass here and are checked by ``GuardedResolver`` when the
+    connector resolves them.
     """
     try:
         parsed = url if isinstance(url, URL) else URL(url)
@@ -146,28 +187,38 @@ def check_url(url: str | URL, allow_private: bool = False) -> URL:
     if not host:
         raise InvalidURLError(f"invalid URL {str(url)[:200]!r}: no host")
 
-    if not allow_private:
-        literal = parse_ip_literal(host)
-        if literal is not None and is_blocked_address(literal):
-            raise BlockedAddressError(host, str(literal))
+    literal = parse_ip_literal(host)
+    if literal is not None and not is_allowed_address(literal, allow_private, allow_loopback):
+        raise BlockedAddressError(host, str(literal))
     return parsed
 
 
 class GuardedResolver(AbstractResolver):
     """aiohttp resolver that drops blocked addresses and caches lookup results.
 
-    Lookups go to ``aiohttp.ThreadedResolver`` (the system's getaddrinfo). The result
-    for a (host, port, family) is cached for ``ttl_s`` seconds, and concurrent lookups
+    Lookups go to ``backend``, by default ``aiohttp.ThreadedResolver`` (the system's
+    getaddrinfo). The filtered answer for a (host, port, family) is cached for ``ttl_s``
+    seconds, because getaddrinfo does not report the record's own TTL. Concurrent lookups
     of the same key share one call. When every address of a host is blocked, ``resolve``
     raises BlockedAddressError, which aiohttp wraps into ``ClientConnectorDNSError``.
     Lookup failures are not cached.
     """
 
-    def __init__(self, allow_private: bool = False, ttl_s: float = 300.0, max_entries: int = 10_000):
+    def __init__(
+        self,
+        allow_private: bool = False,
+        ttl_s: float = 300.0,
+        max_entries: int = 10_000,
+        *,
+        allow_loopback: bool = False,
+        backend: AbstractResolver | None = None,
+    ):
         self.allow_private = allow_private
+        self.allow_loopback = allow_loopback
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._resolver: aiohttp.ThreadedResolver | None = None
+        self._resolver = backend
+        self._owns_resolver = backend is None
         self._cache: collections.OrderedDict[tuple, tuple[float, list[ResolveResult] | BlockedAddressError]] = (
             collections.OrderedDict()
         )
@@ -196,7 +247,7 @@ class GuardedResolver(AbstractResolver):
         return self._answer(await asyncio.shield(task))
 
     async def close(self) -> None:
-        if self._resolver is not None:
+        if self._resolver is not None and self._owns_resolver:
             await self._resolver.close()
         self._cache.clear()
 
@@ -211,10 +262,11 @@ class GuardedResolver(AbstractResolver):
         if self._resolver is None:
             self._resolver = aiohttp.ThreadedResolver()
         results = await self._resolver.resolve(host, port, family)
-        if self.allow_private:
-            return results
-
-        allowed = [result for result in results if not is_blocked_address(result["host"])]
+        allowed = [
+            result
+            for result in results
+            if is_allowed_address(result["host"], self.allow_private, self.allow_loopback)
+        ]
         if allowed:
             return allowed
         self.blocked_hosts += 1
@@ -238,3 +290,35 @@ class GuardedResolver(AbstractResolver):
         if isinstance(answer, BlockedAddressError):
             raise BlockedAddressError(answer.host, answer.address)
         return list(answer)
+
+
+class GuardedSocketFactory:
+    """Socket factory for ``aiohttp.TCPConnector`` that rejects blocked addresses before connecting.
+
+    aiohttp (through aiohappyeyeballs) calls it with the address info of each connection
+    attempt, that is with the address that the socket then connects to. A blocked address
+    raises BlockedAddressError, which aiohttp reports as ``ClientConnectorError``.
+    ``allowed_peers`` lists (IP address, port) pairs that are always allowed, such as a
+    local proxy.
+    """
+
+    def __init__(
+        self,
+        allow_private: bool = False,
+        allow_loopback: bool = False,
+        allowed_peers: Iterable[tuple[str, int]] = (),
+    ):
+        self.allow_private = allow_private
+        self.allow_loopback = allow_loopback
+        self.allowed_peers = frozenset((_as_address(host), port) for host, port in allowed_peers)
+        self.blocked_connections = 0
+
+    def __call__(self, addr_info: AddrInfoType) -> socket.socket:
+        family, socket_type, protocol, _, address = addr_info
+        host, port = str(address[0]), int(address[1])
+        peer_allowed = (_as_address(host), port) in self.allowed_peers
+        if not peer_allowed and not is_allowed_address(host, self.allow_private, self.allow_loopback):
+            self.blocked_connections += 1
+            logger.debug("blocked a connection to %s port %d", host, port)
+            raise BlockedAddressError(host, host)
+        return socket.socket(family=family, type=socket_type, proto=protocol)
