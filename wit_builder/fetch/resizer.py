@@ -1,17 +1,23 @@
 """Validate, decode, resize and re-encode one downloaded image.
 
 ``resize_image`` is a plain function of bytes so that it can run in worker processes
-(``ProcessPoolExecutor``). The errors that Pillow raises for bad data (OSError,
-ValueError, SyntaxError, struct.error and a few more) become a ``FetchStatus`` in the
-returned ``ResizeResult``. The fetch stage records any other exception as decode_error.
+(see ``wit_builder.fetch.pool``, which also enforces a CPU time limit per image). The
+errors that Pillow raises for bad data (OSError, ValueError, SyntaxError, struct.error
+and a few more) become a ``FetchStatus`` in the returned ``ResizeResult``.
 
 Order of the checks, cheapest first:
 
-1. magic bytes: the data must start like an image format we decode, whatever the
-   Content-Type declares (HTML error pages are often served as image/jpeg);
+1. magic bytes: the data must start like an image format that is decoded here
+   (``decode_cases`` lists them). The leading bytes decide, whatever the Content-Type
+   declares: HTML error pages are often served as image/jpeg, and real images are
+   often served as application/octet-stream or even text/html. An SVG body, or any
+   body served as image/svg+xml, is rejected as unsupported_svg;
 2. header dimensions: Pillow reads the size without decoding pixels, and images over
-   ``max_pixels`` are rejected before any pixel is decoded;
+   ``max_pixels`` are rejected before any pixel buffer is allocated;
 3. decode, EXIF orientation, conversion to 8-bit RGB on white, resize, JPEG encode.
+   Decoding relies on Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` being False (the
+   default, which ``configure_worker`` enforces), so a cut file fails as truncated
+   instead of decoding with a grey bottom part.
 """
 
 from __future__ import annotations
@@ -22,27 +28,34 @@ import struct
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
-from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps
 
+from wit_builder.fetch.decode_cases import (
+    HEIF,
+    WHITE,
+    describe_start,
+    fix_jpeg_cmyk,
+    is_cut_short,
+    is_svg,
+    sniff_format,
+    to_rgb,
+)
 from wit_builder.records import FetchStatus
 
 RESIZE_MODES = ("keep_ratio", "center_crop", "border", "no")
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS (about 0.25 GiB of 24-bit pixels)
-WHITE = (255, 255, 255)
 
-# Leading bytes of each format decoded here, with the Pillow plugin that reads it.
-# Restricting Image.open to the sniffed format keeps Pillow from trying every other
-# plugin on hostile data (EPS, for one, would start Ghostscript).
-_SIGNATURES = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-)
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "RESIZE_MODES",
+    "ResizeOptions",
+    "ResizeResult",
+    "configure_worker",
+    "describe_start",
+    "resize_image",
+    "sniff_format",
+    "to_rgb",
+]
 
 
 @dataclass
@@ -88,32 +101,6 @@ class ResizeResult:
     jpeg: bytes | None = None
 
 
-def sniff_format(data: bytes) -> str | None:
-    """Return the Pillow format name that ``data``'s magic bytes announce, or None."""
-    for signature, name in _SIGNATURES:
-        if data.startswith(signature):
-            return name
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    if len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
-        return "AVIF"
-    return None
-
-
-def describe_start(data: bytes) -> str:
-    """Describe the first bytes of a rejected body for an error message."""
-    head = data[:64].lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
-        return "HTML"
-    if head.startswith((b"<?xml", b"<svg")):
-        return "SVG or XML" if b"<svg" in data[:4096].lower() else "XML"
-    if head.startswith((b"{", b"[")):
-        return "JSON"
-    if not data:
-        return "an empty body"
-    return f"bytes {data[:8].hex()}"
-
-
 def configure_worker(max_pixels: int) -> None:
     """Set Pillow's decompression-bomb limits in a worker process.
 
@@ -132,32 +119,45 @@ def resize_image(data: bytes, content_type: str | None, options: ResizeOptions) 
     Raises only for errors outside the handled Pillow errors, which are bugs or
     unusual decoder failures.
     """
-    image_format = sniff_format(data)
+    image_format = sniff_format(data, content_type)
     if image_format is None:
+        if is_svg(data, content_type):
+            return ResizeResult(FetchStatus.UNSUPPORTED_SVG, "body is an SVG document; SVG images are not rasterized")
         return ResizeResult(
             FetchStatus.NOT_AN_IMAGE,
             f"body is {describe_start(data)}, not a supported image (Content-Type {content_type or 'missing'})",
         )
+    if image_format == HEIF:
+        return ResizeResult(FetchStatus.DECODE_ERROR, "HEIF/HEIC images are not supported: Pillow has no HEIF decoder")
 
-    try:
-        with Image.open(io.BytesIO(data), formats=[image_format]) as image:
-            return _resize_open_image(image, options)
-    except Image.DecompressionBombError as error:
-        return ResizeResult(FetchStatus.IMAGE_TOO_LARGE, str(error))
-    except Image.DecompressionBombWarning as error:
-        return ResizeResult(FetchStatus.IMAGE_TOO_LARGE, str(error))
-    except UnidentifiedImageError as error:
-        return ResizeResult(FetchStatus.DECODE_ERROR, f"{image_format} header not readable: {error}")
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, MemoryError) as error:
-        # Pillow raises OSError ("image file is truncated") for cut data and a mix of
-        # OSError, SyntaxError, ValueError and struct.error for corrupt headers.
-        message = f"{image_format}: {type(error).__name__}: {error}"
-        if "truncated" in str(error).lower() or isinstance(error, EOFError):
-            return ResizeResult(FetchStatus.TRUNCATED, message)
-        return ResizeResult(FetchStatus.DECODE_ERROR, message)
+    with warnings.catch_warnings():
+        # Pillow warns about corrupt EXIF and similar recoverable damage once per image,
+        # which would flood the workers' stderr. DecompressionBombWarning is a
+        # RuntimeWarning, so the filter that configure_worker sets still applies.
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            with Image.open(io.BytesIO(data), formats=[image_format]) as image:
+                return _resize_open_image(image, data, options)
+        except Image.DecompressionBombError as error:
+            return ResizeResult(FetchStatus.IMAGE_TOO_LARGE, str(error))
+        except Image.DecompressionBombWarning as error:
+            return ResizeResult(FetchStatus.IMAGE_TOO_LARGE, str(error))
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, MemoryError) as error:
+            # Pillow raises OSError ("image file is truncated") for cut pixel data, and a
+            # mix of UnidentifiedImageError (an OSError), SyntaxError, ValueError and
+            # struct.error for corrupt or cut headers.
+            return _failure_result(data, image_format, error)
 
 
-def _resize_open_image(image: Image.Image, options: ResizeOptions) -> ResizeResult:
+def _failure_result(data: bytes, image_format: str, error: Exception) -> ResizeResult:
+    """Map a decoder error to truncated when the data is cut short, else to decode_error."""
+    message = f"{image_format}: {type(error).__name__}: {error}"
+    if isinstance(error, EOFError) or "truncated" in str(error).lower() or is_cut_short(data, image_format):
+        return ResizeResult(FetchStatus.TRUNCATED, message)
+    return ResizeResult(FetchStatus.DECODE_ERROR, message)
+
+
+def _resize_open_image(image: Image.Image, data: bytes, options: ResizeOptions) -> ResizeResult:
     width, height = image.size
     if width <= 0 or height <= 0:
         return ResizeResult(FetchStatus.DECODE_ERROR, f"invalid image size {width}x{height}")
@@ -169,20 +169,27 @@ def _resize_open_image(image: Image.Image, options: ResizeOptions) -> ResizeResu
             original_height=height,
         )
 
+    # JPEG can decode at 1/2, 1/4 or 1/8 scale (DCT scaling), which is much faster than
+    # decoding full size and resizing. draft() keeps the result at least as large as
+    # the requested size, so the final resize still has enough pixels.
+    scale = _scale_factor(width, height, options)
+    if image.format in ("JPEG", "MPO") and scale < 1.0:
+        image.draft(None, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
+
+    image.load()
+    if image.format in ("JPEG", "MPO") and is_cut_short(data, "JPEG"):
+        # libjpeg decodes a file whose end marker is missing when all of its scan
+        # data arrived, but the file is still incomplete.
+        return ResizeResult(FetchStatus.TRUNCATED, "JPEG: end of image marker missing")
+    image = fix_jpeg_cmyk(image)
+
+    # Read the orientation after load(), because Pillow's TIFF plugin applies the
+    # tag itself while loading (and already reports the rotated size at open).
     orientation = image.getexif().get(0x0112, 1)
     if orientation in (5, 6, 7, 8):
         original_width, original_height = height, width
     else:
         original_width, original_height = width, height
-
-    # JPEG can decode at 1/2, 1/4 or 1/8 scale (DCT scaling), which is much faster than
-    # decoding full size and resizing. draft() keeps the result at least as large as
-    # the requested size, so the final resize still has enough pixels.
-    scale = _scale_factor(width, height, options)
-    if image.format == "JPEG" and scale < 1.0:
-        image.draft(None, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
-
-    image.load()
     image = ImageOps.exif_transpose(image)
     image = to_rgb(image)
     image = _resize(image, options)
@@ -235,70 +242,3 @@ def _resize(image: Image.Image, options: ResizeOptions) -> Image.Image:
         canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
         image = canvas
     return image
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB, compositing transparency on white.
-
-    16-bit and float modes are scaled to 0-255 rather than clipped. CMYK and images
-    with an embedded non-sRGB ICC profile are converted to sRGB through the profile.
-    """
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        image = _to_8bit_gray(image)
-
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, WHITE + (255,))
-        canvas.alpha_composite(rgba)
-        return canvas.convert("RGB")
-
-    if image.mode in ("RGB", "CMYK"):
-        converted = _convert_icc_to_srgb(image)
-        if converted is not None:
-            return converted
-
-    if image.mode == "RGB":
-        return image
-    return image.convert("RGB")
-
-
-def _to_8bit_gray(image: Image.Image) -> Image.Image:
-    """Scale a 16-bit, 32-bit integer or float grayscale image to mode L."""
-    values = np.asarray(image, dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    peak = float(finite.max()) if finite.size else 0.0
-    if image.mode.startswith("I;16"):
-        divisor = 257.0
-    elif image.mode == "F" and peak <= 1.0:
-        divisor = 1.0 / 255.0
-    elif peak <= 255.0:
-        divisor = 1.0
-    elif peak <= 65535.0:
-        # Typical for 16-bit PNG and TIFF files that Pillow opens as mode I.
-        divisor = 257.0
-    else:
-        divisor = peak / 255.0
-    scaled = np.nan_to_num(values / divisor, nan=0.0, posinf=255.0, neginf=0.0)
-    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
-
-
-_SRGB_PROFILE = None
-
-
-def _convert_icc_to_srgb(image: Image.Image) -> Image.Image | None:
-    """Convert through the embedded ICC profile to sRGB; None when there is none to apply."""
-    global _SRGB_PROFILE
-    icc = image.info.get("icc_profile")
-    if not icc:
-        return None
-    try:
-        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        description = ImageCms.getProfileDescription(source) or ""
-        if image.mode == "RGB" and "srgb" in description.lower():
-            return image
-        if _SRGB_PROFILE is None:
-            _SRGB_PROFILE = ImageCms.createProfile("sRGB")
-        return ImageCms.profileToProfile(image, source, _SRGB_PROFILE, outputMode="RGB")
-    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
-        # A broken or mismatched profile: fall back to Pillow's plain conversion.
-        return None
