@@ -13,8 +13,9 @@ from aiohttp import web
 from PIL import Image
 
 from wit_builder.fetch.cli import add_parser, fetch_folder
-from wit_builder.fetch.downloader import download_all, interleave_by_host
+from wit_builder.fetch.downloader import download_all
 from wit_builder.fetch.fetcher import FetchConfig, fetch_partition
+from wit_builder.fetch.politeness import PolitenessConfig
 from wit_builder import __version__
 from wit_builder.localserver import BackgroundServer
 from wit_builder.net.client import HttpConfig
@@ -98,7 +99,7 @@ def matched(url: str, text: str, query_ids: list[int]) -> MatchedCandidate:
 
 def fetch_config(**fields) -> FetchConfig:
     http = HttpConfig(allow_private=True, timeout_s=5.0, retries=0, max_concurrency=16, max_per_host=8)
-    return FetchConfig(http=http, image_size=64, processes=2, **fields)
+    return FetchConfig(http=http, image_size=64, processes=2, politeness=PolitenessConfig(host_delay_s=0.0), **fields)
 
 
 # Broken URLs and the status each must end with.
@@ -182,7 +183,7 @@ def test_fetch_cli_folder_and_resume(tmp_path, server, photos):
     add_parser(parser.add_subparsers())
     args = parser.parse_args(
         ["fetch", str(in_dir), "--out", str(tmp_path / "fetched"), "--image-size", "32", "--resize-mode", "center_crop",
-         "--processes", "1", "--retries", "0", "--allow-private", "--user-agent-contact", "https://example.org/bot"]
+         "--processes", "1", "--retries", "0", "--host-delay", "0", "--allow-private", "--user-agent-contact", "https://example.org/bot"]
     )
     assert args.func(args) == 0
 
@@ -218,14 +219,6 @@ def test_download_all_keeps_input_order(server, photos):
     assert all(result.body == data for result, (_, data, _) in zip(results[:5], photos[:5]))
 
 
-def test_interleave_by_host_round_robin():
-    urls = ["http://a/1", "http://a/2", "http://a/3", "http://b/1", "http://c/1", "http://b/2", "bad url"]
-    order = interleave_by_host(urls)
-    assert sorted(order) == list(range(len(urls)))
-    assert [urls[index] for index in order[:4]] == ["http://a/1", "http://b/1", "http://c/1", "bad url"]
-    assert [urls[index] for index in order[4:]] == ["http://a/2", "http://b/2", "http://a/3"]
-
-
 def test_decode_pool_survives_killed_worker(photos):
     import os
     import signal
@@ -242,10 +235,9 @@ def test_decode_pool_survives_killed_worker(photos):
 
     with DecodePool(processes=1) as pool:
         assert asyncio.run(resize()).status is FetchStatus.OK
-        (worker,) = pool.executor._processes.values()
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.join(timeout=10)
-        time.sleep(0.2)  # let the executor's management thread see the dead worker
+        (pid,) = pool.worker_pids()
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)  # let the kernel finish the killed worker
 
         result = asyncio.run(resize())
         assert result.status is FetchStatus.OK, result.error

@@ -9,9 +9,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from wit_builder.fetch.fetcher import FetchConfig, fetch_partition
+from wit_builder.fetch.health import RunHealth
+from wit_builder.fetch.politeness import PolitenessConfig
 from wit_builder.fetch.pool import DecodePool
 from wit_builder.fetch.resizer import DEFAULT_MAX_PIXELS, RESIZE_MODES
-from wit_builder.net.client import HttpConfig
+from wit_builder.fetch.resume import remove_temporary_files, stale_output_reason
+from wit_builder.net.client import HttpConfig, default_user_agent
 from wit_builder.parquet import list_parts
 from wit_builder.records import FetchStatus
 from wit_builder.stats import write_stage_stats
@@ -27,7 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Download the image of every MatchedCandidate row, reject non-images and oversized images, "
             "resize, and write one FetchResult row per input row (status ok with JPEG bytes, or a named error). "
-            "Existing output partitions are kept, so a rerun resumes; use --overwrite to fetch them again."
+            "Existing output partitions of the same input are kept, so a rerun resumes; use --retry-failed to fetch "
+            "their transient failures again, or --overwrite to fetch them again whole. robots.txt and X-Robots-Tag "
+            "opt-outs are honoured unless --ignore-robots-txt or --ignore-robots-tag is given."
         ),
     )
     parser.add_argument("input", type=Path, help="a MatchedCandidate parquet file, or a folder of part-*.parquet files")
@@ -55,9 +60,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--processes", type=int, default=None, help="decoder processes (default: one per CPU)")
     parser.add_argument("--concurrency", type=int, default=64, help="maximum concurrent downloads (default: %(default)s)")
     parser.add_argument("--per-host", type=int, default=4, help="maximum concurrent downloads from one host (default: %(default)s)")
+    parser.add_argument(
+        "--host-delay",
+        type=float,
+        default=PolitenessConfig.host_delay_s,
+        metavar="SECONDS",
+        help=(
+            "minimum seconds between two request starts to one host; HTTP 429 and 503 raise it for that host, "
+            "and a longer robots.txt Crawl-delay replaces it (default: %(default)s)"
+        ),
+    )
 
     parser.add_argument("--user-agent-contact", default=None, metavar="URL", help='contact URL added to the User-Agent, as "wit-builder/VERSION (+URL)"')
     parser.add_argument("--ignore-robots-tag", action="store_true", help="keep images whose X-Robots-Tag contains noai, noimageai, noindex or noimageindex")
+    parser.add_argument("--ignore-robots-txt", action="store_true", help="request no robots.txt and fetch URLs that it disallows for wit-builder")
     parser.add_argument("--allow-private", action="store_true", help="allow loopback and private addresses (only for local test servers)")
     parser.add_argument(
         "--proxy",
@@ -66,6 +82,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="send every request, https URLs included, to this HTTP proxy on a loopback IP address, such as the URL that `wit replay` prints",
     )
     parser.add_argument("--overwrite", action="store_true", help="fetch again partitions that already have output")
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help=(
+            "in partitions that already have output, fetch again only the rows that failed with a timeout, "
+            "connection or DNS error, truncated body, HTTP 429 or 5xx, or unreachable robots.txt, keeping the row order"
+        ),
+    )
 
     parser.set_defaults(func=run_fetch)
 
@@ -92,6 +116,8 @@ def config_from_args(args: argparse.Namespace) -> FetchConfig:
         upscale=not args.no_upscale,
         processes=args.processes,
         respect_robots_tag=not args.ignore_robots_tag,
+        respect_robots_txt=not args.ignore_robots_txt,
+        politeness=PolitenessConfig(host_delay_s=args.host_delay),
     )
 
 
@@ -118,40 +144,74 @@ def count_statuses(path: Path) -> tuple[dict[str, int], int]:
 
 
 def fetch_folder(
-    input_path: Path, out_dir: Path, config: FetchConfig, overwrite: bool = False, extra_stats: dict | None = None
+    input_path: Path,
+    out_dir: Path,
+    config: FetchConfig,
+    overwrite: bool = False,
+    extra_stats: dict | None = None,
+    *,
+    retry_failed: bool = False,
 ) -> dict:
     """Fetch every partition of ``input_path`` into ``out_dir`` and write ``out_dir/stats.json``.
 
-    Partitions whose output file exists are skipped unless ``overwrite`` is set, and
-    their counts are read back from that file. ``extra_stats`` adds fields to stats.json.
-    Returns the totals written to stats.json.
+    Partitions whose output file exists and has the input's keys are skipped unless
+    ``overwrite`` is set, and their counts are read back from that file. With
+    ``retry_failed`` their retryable failures are fetched again instead. An output
+    that does not match its input is fetched again whole. ``extra_stats`` adds fields
+    to stats.json. Returns the totals written to stats.json.
     """
+    if overwrite and retry_failed:
+        raise ValueError("--overwrite and --retry-failed exclude each other: --overwrite fetches every row again")
     parts = input_parts(input_path)
     if config.http.allow_private:
         logger.warning("--allow-private: requests may reach loopback and private addresses; use it only for local test servers")
+    if config.http.contact_url is None and config.http.user_agent == default_user_agent():
+        logger.warning(
+            "no contact URL in the User-Agent %r: set --user-agent-contact so that site operators can reach you",
+            config.http.user_agent,
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_temporary_files(out_dir)
 
     totals = {status.value: 0 for status in FetchStatus}
     rows = 0
     downloaded = 0
     elapsed = 0.0
     skipped = 0
+    retried = 0
+    # FetchStats fields summed over the partitions fetched in this run.
+    run_counts = {"requests": 0, "robots_requests": 0, "throttled": 0, "hosts_stopped": 0, "retried_rows": 0}
+    health = RunHealth(config.health)
     with DecodePool(config.processes, config.max_pixels) as pool:
         for part in parts:
             out_path = out_dir / part.name
-            if out_path.exists() and not overwrite:
+            keep = out_path.exists() and not overwrite
+            if keep:
+                reason = stale_output_reason(part, out_path)
+                if reason is not None:
+                    logger.warning("fetching %s again: the existing output %s", part.name, reason)
+                    keep = False
+
+            if keep and not retry_failed:
                 counts, part_bytes = count_statuses(out_path)
                 skipped += 1
             else:
-                stats = fetch_partition(part, out_path, config, pool=pool)
+                stats = fetch_partition(part, out_path, config, pool=pool, retry_failed=keep, health=health)
                 counts, part_bytes = stats.counts, stats.bytes_downloaded
                 elapsed += stats.elapsed_s
+                if keep:
+                    # Bytes of every row, as for kept partitions, not only of the retried ones.
+                    _, part_bytes = count_statuses(out_path)
+                    retried += 1
+                for name in run_counts:
+                    run_counts[name] += getattr(stats, name)
             for name, count in counts.items():
                 totals[name] = totals.get(name, 0) + count
             rows += sum(counts.values())
             downloaded += part_bytes
 
     if skipped:
-        logger.info("kept %d existing output partitions (use --overwrite to fetch them again)", skipped)
+        logger.info("kept %d existing output partitions (use --retry-failed or --overwrite to fetch them again)", skipped)
     totals["rows"] = rows
     write_stage_stats(
         out_dir,
@@ -159,6 +219,7 @@ def fetch_folder(
         totals,
         partitions=len(parts),
         partitions_skipped=skipped,
+        partitions_retried=retried,
         bytes_downloaded=downloaded,
         elapsed_s=round(elapsed, 3),
         success_rate=round(totals[FetchStatus.OK.value] / rows, 4) if rows else 0.0,
@@ -166,6 +227,11 @@ def fetch_folder(
         resize_mode=config.resize_mode,
         user_agent=config.http.user_agent,
         proxy=config.http.proxy,
+        respect_robots_txt=config.respect_robots_txt,
+        respect_robots_tag=config.respect_robots_tag,
+        max_per_host=config.http.max_per_host,
+        host_delay_s=config.politeness.host_delay_s,
+        **run_counts,
         **(extra_stats or {}),
     )
     logger.info("fetch: %d of %d rows ok, stats in %s", totals[FetchStatus.OK.value], rows, out_dir / "stats.json")
@@ -173,5 +239,5 @@ def fetch_folder(
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    fetch_folder(args.input, args.out, config_from_args(args), overwrite=args.overwrite)
+    fetch_folder(args.input, args.out, config_from_args(args), overwrite=args.overwrite, retry_failed=args.retry_failed)
     return 0

@@ -2,8 +2,11 @@
 
 ``fetch_partition`` reads MatchedCandidate rows and writes exactly one FetchResult
 per row, in input order, with status ok (and the resized JPEG) or a named error.
-Downloads (asyncio) and decoding (worker processes) overlap: each finished download
-goes to the decode pool while the next ones are still in flight.
+The output depends on the responses only, not on the concurrency or on the order in
+which downloads finish. Downloads (asyncio, paced per host by ``downloader``) and
+decoding (worker processes) overlap: each finished download goes to the decode pool
+while the next ones are still in flight. With ``retry_failed``, only the rows of an
+existing output whose status ``retry.is_retryable`` accepts are fetched again.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from wit_builder.fetch.downloader import iter_downloads
+from wit_builder.fetch.downloader import Downloader
+from wit_builder.fetch.health import HealthConfig, RunHealth
+from wit_builder.fetch.politeness import PolitenessConfig
 from wit_builder.fetch.pool import DecodePool
 from wit_builder.fetch.resizer import DEFAULT_MAX_PIXELS, RESIZE_MODES, ResizeOptions, ResizeResult
+from wit_builder.fetch.retry import is_retryable
 from wit_builder.fetch.robots_tag import robots_tag_disallows
-from wit_builder.net.client import HostLimiter, HttpConfig, HttpResult, make_session
+from wit_builder.net.client import HttpConfig, HttpResult, make_session
 from wit_builder.parquet import read_records, write_records
 from wit_builder.records import FetchResult, FetchStatus, MatchedCandidate
 
@@ -50,6 +56,12 @@ class FetchConfig:
     processes: int | None = None
     #: Drop images whose X-Robots-Tag forbids AI use or indexing (noai, noimageai, noindex, noimageindex).
     respect_robots_tag: bool = True
+    #: Request robots.txt once per origin and skip the URLs that it disallows for "wit-builder".
+    respect_robots_txt: bool = True
+    #: Per-host spacing, adaptive backoff and Crawl-delay.
+    politeness: PolitenessConfig = field(default_factory=PolitenessConfig)
+    #: Error-rate monitor of the downloads.
+    health: HealthConfig = field(default_factory=HealthConfig)
 
     def __post_init__(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
@@ -79,6 +91,15 @@ class FetchStats:
     bytes_downloaded: int = 0
     #: Retries over all URLs (attempts beyond the first).
     retries: int = 0
+    #: Image requests, retries included, and robots.txt requests.
+    requests: int = 0
+    robots_requests: int = 0
+    #: Responses with HTTP 429 or 503.
+    throttled: int = 0
+    #: Hosts that were stopped after throttling.
+    hosts_stopped: int = 0
+    #: Rows fetched again by ``retry_failed``; the other rows were kept from the earlier output.
+    retried_rows: int = 0
     elapsed_s: float = 0.0
 
     @property
@@ -87,33 +108,68 @@ class FetchStats:
 
 
 def fetch_partition(
-    in_path: Path, out_path: Path, config: FetchConfig, pool: DecodePool | None = None
+    in_path: Path,
+    out_path: Path,
+    config: FetchConfig,
+    pool: DecodePool | None = None,
+    *,
+    retry_failed: bool = False,
+    health: RunHealth | None = None,
 ) -> FetchStats:
     """Fetch every row of one MatchedCandidate parquet file and write FetchResult rows to ``out_path``.
 
     The output has one row per input row, in input order. Rows that share a URL share
     one download and one decode. ``pool`` lets several partitions reuse one set of
-    worker processes; without it the function starts and stops its own.
+    worker processes; without it the function starts and stops its own. ``health``
+    lets several partitions share one error-rate window.
     The caller writes the folder's stats.json (the ``wit fetch`` command does).
+
+    With ``retry_failed`` and an existing ``out_path``, only the rows whose status
+    ``retry.is_retryable`` accepts are fetched again, and their new results replace
+    the old rows in place. The existing output must have the input's keys in the
+    input's order (``resume.stale_output_reason``), else ValueError is raised.
 
     Decoder processes start with "spawn", which re-imports the caller's main module,
     so a script that calls this must guard its entry point with
     ``if __name__ == "__main__":``.
     """
     in_path = Path(in_path)
+    out_path = Path(out_path)
     rows = read_records(in_path, MatchedCandidate)
     started = time.monotonic()
 
-    own_pool = pool is None
-    if own_pool:
-        pool = DecodePool(config.processes, config.max_pixels)
-    try:
-        results, stats = asyncio.run(_fetch_rows(rows, config, pool, in_path.name))
-    finally:
-        if own_pool:
-            pool.close()
+    previous: list[FetchResult] | None = None
+    targets = list(range(len(rows)))
+    if retry_failed and out_path.exists():
+        previous = read_records(out_path, FetchResult)
+        if [result.key for result in previous] != [row.candidate_id for row in rows]:
+            raise ValueError(f"{out_path} does not contain the rows of {in_path} in order; fetch it again with --overwrite")
+        targets = [index for index, result in enumerate(previous) if is_retryable(result.status, result.http_status)]
+        logger.info("%s: fetching %d of %d rows again (retryable failures)", out_path.name, len(targets), len(rows))
 
-    write_records(out_path, results, FetchResult)
+    if previous is not None and not targets:
+        stats = FetchStats(rows=len(rows))
+        results = previous
+    else:
+        own_pool = pool is None
+        if own_pool:
+            pool = DecodePool(config.processes, config.max_pixels)
+        try:
+            fetched, stats = asyncio.run(_fetch_rows([rows[index] for index in targets], config, pool, in_path.name, health))
+        finally:
+            if own_pool:
+                pool.close()
+        if previous is None:
+            results = fetched
+        else:
+            results = previous
+            for index, result in zip(targets, fetched):
+                results[index] = result
+            stats.rows = len(rows)
+            stats.retried_rows = len(targets)
+        write_records(out_path, results, FetchResult)
+
+    stats.counts = status_counts(results)
     stats.elapsed_s = round(time.monotonic() - started, 3)
     rate = stats.rows / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
     logger.info(
@@ -124,25 +180,48 @@ def fetch_partition(
     return stats
 
 
+def status_counts(results: list[FetchResult]) -> dict[str, int]:
+    """Count ``results`` per FetchStatus value, every status listed."""
+    counts = collections.Counter(result.status for result in results)
+    return {status.value: counts.get(status.value, 0) for status in FetchStatus}
+
+
+def log_disabled_opt_outs(config: FetchConfig) -> None:
+    """Log a warning for each site opt-out that ``config`` turns off."""
+    if not config.respect_robots_txt:
+        logger.warning("robots.txt is ignored (--ignore-robots-txt): URLs that sites disallow for crawlers are fetched")
+    if not config.respect_robots_tag:
+        logger.warning("X-Robots-Tag is ignored (--ignore-robots-tag): images whose sites opt out of AI use are kept")
+
+
 async def _fetch_rows(
-    rows: list[MatchedCandidate], config: FetchConfig, pool: DecodePool, label: str
+    rows: list[MatchedCandidate], config: FetchConfig, pool: DecodePool, label: str, health: RunHealth | None = None
 ) -> tuple[list[FetchResult], FetchStats]:
     rows_by_url: dict[str, list[int]] = collections.defaultdict(list)
     for index, row in enumerate(rows):
         rows_by_url[row.url].append(index)
     urls = list(rows_by_url)
 
+    log_disabled_opt_outs(config)
+    if health is None:
+        health = RunHealth(config.health)
     results: list[FetchResult | None] = [None] * len(rows)
     stats = FetchStats(rows=len(rows), urls=len(urls))
     options = config.resize_options()
     decode_slots = asyncio.Semaphore(pool.processes * DECODE_QUEUE_PER_PROCESS)
     decodes: set[asyncio.Task] = set()
     progress = tqdm(total=len(rows), desc=f"fetch {label}", unit="img", mininterval=1.0, smoothing=0.1)
+    postfix_at = 0.0
 
     def record(url: str, response: HttpResult, image: ResizeResult | None) -> None:
+        nonlocal postfix_at
         for index in rows_by_url[url]:
             results[index] = _fetch_result(rows[index], response, image)
         progress.update(len(rows_by_url[url]))
+        now = time.monotonic()
+        if now - postfix_at >= 1.0:
+            postfix_at = now
+            progress.set_postfix_str(health.summary(), refresh=False)
 
     async def decode(url: str, response: HttpResult) -> None:
         try:
@@ -158,13 +237,17 @@ async def _fetch_rows(
 
     try:
         async with make_session(config.http) as session:
-            limiter = HostLimiter.from_config(config.http)
-            async for index, response in iter_downloads(session, urls, config.http, limiter):
+            downloader = Downloader(
+                session, urls, config.http, config.politeness, respect_robots_txt=config.respect_robots_txt, health=health
+            )
+            async for index, response in downloader.results():
                 url = urls[index]
                 stats.bytes_downloaded += response.bytes_received
                 stats.retries += max(0, response.attempts - 1)
 
                 if response.ok and config.respect_robots_tag:
+                    # NOTE: the client joins repeated X-Robots-Tag lines with commas, so a line
+                    # without an agent prefix after "otherbot: ..." is read as otherbot's too.
                     directive = robots_tag_disallows(response.headers.get("x-robots-tag"))
                     if directive is not None:
                         response.status = FetchStatus.ROBOTS_DISALLOWED
@@ -190,8 +273,12 @@ async def _fetch_rows(
     missing = [index for index, result in enumerate(results) if result is None]
     if missing:
         raise RuntimeError(f"internal error: {len(missing)} rows got no fetch result, first row {missing[0]}")
-    counts = collections.Counter(result.status for result in results)
-    stats.counts = {status.value: counts.get(status.value, 0) for status in FetchStatus}
+    download = downloader.stats
+    stats.requests = download.requests + download.robots_requests
+    stats.robots_requests = download.robots_requests
+    stats.throttled = download.throttled
+    stats.hosts_stopped = download.hosts_stopped
+    stats.counts = status_counts(results)
     return results, stats
 
 

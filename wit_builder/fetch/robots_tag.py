@@ -32,8 +32,11 @@ def robots_tag_disallows(
         if not item:
             continue
         prefix, colon, rest = item.partition(":")
-        if colon and prefix.strip() not in _VALUED_DIRECTIVES:
-            agent = prefix.strip()
+        prefix = prefix.strip()
+        # A product token has no spaces, so the "03 dec 2025 10" that a date with a
+        # comma leaves after splitting is not an agent prefix.
+        if colon and prefix and prefix not in _VALUED_DIRECTIVES and not any(char.isspace() for char in prefix):
+            agent = prefix
             item = rest.strip()
         if agent is not None and agent != agent_token.lower():
             continue

@@ -258,12 +258,16 @@ def robots_http_config(config: HttpConfig) -> HttpConfig:
     return dataclasses.replace(config, max_bytes=MAX_ROBOTS_BYTES + 1, truncate_long_bodies=True)
 
 
-def interpret_robots_result(origin: str, result: HttpResult) -> RobotsRules:
-    """Turn the result of a robots.txt request into rules, following the outcomes in the module docstring."""
+def interpret_robots_result(origin: str, result: HttpResult, level: int = logging.WARNING) -> RobotsRules:
+    """Turn the result of a robots.txt request into rules, following the outcomes in the module docstring.
+
+    Outcomes that deserve attention are logged at ``level``; a caller that counts them
+    itself passes logging.DEBUG.
+    """
     if result.ok and result.body is not None:
         rules = parse_robots(origin, result.body)
         if rules.truncated:
-            logger.warning("%s/robots.txt is longer than %d bytes: the rest is ignored", origin, MAX_ROBOTS_BYTES)
+            logger.log(level, "%s/robots.txt is longer than %d bytes: the rest is ignored", origin, MAX_ROBOTS_BYTES)
         return rules
 
     http_status = result.http_status
@@ -271,13 +275,13 @@ def interpret_robots_result(origin: str, result: HttpResult) -> RobotsRules:
         logger.debug("%s/robots.txt returned HTTP %d: no rules, all paths allowed", origin, http_status)
         return RobotsRules(origin=origin, outcome=RobotsOutcome.UNAVAILABLE)
     if result.status is FetchStatus.TOO_MANY_REDIRECTS:
-        logger.warning("%s/robots.txt is behind too many redirects (%s): unavailable, all paths allowed", origin, result.error)
+        logger.log(level, "%s/robots.txt is behind too many redirects (%s): unavailable, all paths allowed", origin, result.error)
         return RobotsRules(origin=origin, outcome=RobotsOutcome.UNAVAILABLE)
     if (http_status is not None and (http_status >= 500 or http_status == 429)) or result.status in _UNREACHABLE_STATUSES:
-        logger.warning("%s/robots.txt is unreachable (%s): the origin is disallowed for this run", origin, result.error)
+        logger.log(level, "%s/robots.txt is unreachable (%s): the origin is disallowed for this run", origin, result.error)
         return RobotsRules(origin=origin, outcome=RobotsOutcome.UNREACHABLE)
 
-    logger.warning("failed to fetch %s/robots.txt (%s: %s): skipping the origin", origin, result.status.value, result.error)
+    logger.log(level, "failed to fetch %s/robots.txt (%s: %s): skipping the origin", origin, result.status.value, result.error)
     return RobotsRules(origin=origin, outcome=RobotsOutcome.FAILED, failure=result)
 
 
