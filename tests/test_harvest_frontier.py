@@ -71,12 +71,17 @@ def test_recover_requeues_in_flight(store):
         {},
     )
 
-    in_flight, retried = store.recover(frozenset({"robots_unreachable"}))
+    assert store.failed_status_counts() == {"robots_unreachable": 1, "robots_disallowed": 1}
 
-    assert (in_flight, retried) == (1, 1)
+    in_flight, retried = store.recover(frozenset({"robots_unreachable", "too_large"}), {"settings": "{}"})
+
+    assert in_flight == 1
+    assert retried == {"robots_unreachable": 1}
     assert sorted(store.urls_with_state(UrlState.QUEUED)) == [HOST + "/0", HOST + "/2"]
     assert store.urls_with_state(UrlState.DONE) == [HOST + "/1"]
     assert store.status_counts() == {"ok": 1, "robots_disallowed": 1}
+    assert store.failed_status_counts() == {"robots_disallowed": 1}
+    assert store.get_meta("settings") == "{}"
 
 
 def test_commit_pages_counts_requests(store):

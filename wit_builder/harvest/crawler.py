@@ -20,6 +20,10 @@ the candidates in part files ``OUT/part-NNNNN.parquet``. A part file is written 
 before the pages whose candidates it contains are marked finished, so a killed crawl resumes
 where it stopped: in-flight pages are requested again, finished ones are not, and part files
 that no commit recorded are deleted.
+
+With ``stop_on_signals``, SIGINT and SIGTERM stop a crawl cleanly: no new request starts,
+in-flight requests get ``stop_grace_s`` to finish (a second signal cancels them at once),
+the waiting results are committed, stats.json is written, and ``CrawlStopped`` is raised.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -44,16 +49,11 @@ import aiohttp
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from wit_builder.harvest.crawl_settings import CRAWL_DELAY_TOO_LONG, log_hints, recover_frontier, setting_name
 from wit_builder.harvest.decode import decode_html
 from wit_builder.harvest.extract import extract_page, resolve_url
 from wit_builder.harvest.frontier import FrontierEntry, FrontierStore, HostQueues, HostState, PageRecord, UrlState, host_of
-from wit_builder.harvest.robots import (
-    ROBOTS_UNREACHABLE,
-    RobotsOutcome,
-    RobotsRules,
-    fetch_robots,
-    robots_http_config,
-)
+from wit_builder.harvest.robots import RobotsOutcome, RobotsRules, fetch_robots, robots_http_config
 from wit_builder.harvest.stats import HarvestStats
 from wit_builder.harvest.warc import HTML_MEDIA_TYPES
 from wit_builder.net.client import REDIRECT_STATUSES, HttpConfig, HttpResult, http_get, make_session
@@ -68,7 +68,6 @@ FRONTIER_NAME = "frontier.sqlite"
 
 #: Page statuses of the crawler besides the FetchStatus values.
 REDIRECT = "redirect"
-CRAWL_DELAY_TOO_LONG = "crawl_delay_too_long"
 PAGE_ERROR = "page_error"
 
 #: Accept header of page requests: HTML first, anything else accepted but not parsed.
@@ -109,18 +108,35 @@ class CrawlConfig:
     flush_candidates: int = 10_000
     #: Write waiting results at least this often, so that a killed crawl loses little work.
     flush_interval_s: float = 60.0
+    #: After a stop signal, wait this long for in-flight requests before cancelling them.
+    stop_grace_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("max_depth", "max_pages_per_host", "host_delay_s", "max_crawl_delay_s"):
+        for name in ("max_depth", "max_pages_per_host", "host_delay_s", "max_crawl_delay_s", "stop_grace_s"):
             if getattr(self, name) < 0:
-                raise ValueError(f"CrawlConfig.{name} must not be negative, got {getattr(self, name)!r}")
+                raise ValueError(f"{setting_name(name)} must not be negative, got {getattr(self, name)!r}")
         for name in ("max_pages", "max_page_bytes", "flush_candidates", "flush_interval_s"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"CrawlConfig.{name} must be positive, got {getattr(self, name)!r}")
+                raise ValueError(f"{setting_name(name)} must be positive, got {getattr(self, name)!r}")
 
 
 class CrawlFolderInUseError(RuntimeError):
     """Another process is crawling into the same output folder."""
+
+
+class CrawlStopped(Exception):
+    """A signal stopped the crawl after its finished pages, part files and stats.json were written."""
+
+    def __init__(self, signal_number: int, stats: HarvestStats):
+        self.signal_number = signal_number
+        self.signal_name = signal.Signals(signal_number).name
+        self.stats = stats
+        super().__init__(f"crawl stopped by {self.signal_name}")
+
+    @property
+    def exit_code(self) -> int:
+        """Exit status of a process that the signal ended: 128 plus the signal number."""
+        return 128 + self.signal_number
 
 
 def is_non_html_link(url: str) -> bool:
@@ -192,6 +208,11 @@ class _Crawl:
         self.wake = asyncio.Event()
         self.active = 0
         self.requested = 0
+        #: Page requests of earlier runs, set by ``load``.
+        self.requested_before = 0
+        #: Signal that stopped this run, and the loop time at which in-flight requests are cancelled.
+        self.stop_signal: int | None = None
+        self.cancel_at = 0.0
         self.robots_requested = 0
         self.invalid_seeds = 0
         self.candidate_ids: set[str] = set()
@@ -212,6 +233,7 @@ class _Crawl:
             elif row.limit_hit:
                 # A resumed crawl with a larger max_pages_per_host.
                 self.store.update_host(row.host, limit_hit=0)
+        self.requested_before = self.requested
         for entry in self.store.queued(max_depth=self.config.max_depth):
             self.queues.push(entry)
         for part in list_parts(self.out_dir):
@@ -248,7 +270,7 @@ class _Crawl:
 
     def _note_limit_hit(self, host: str) -> None:
         if host not in self.limit_hit_hosts:
-            logger.info("%s reached max_pages_per_host=%d", host, self.config.max_pages_per_host)
+            logger.info("%s reached %s %d", host, setting_name("max_pages_per_host"), self.config.max_pages_per_host)
             self.limit_hit_hosts.add(host)
             self.store.update_host(host, limit_hit=1)
 
@@ -284,28 +306,56 @@ class _Crawl:
                 self._note_limit_hit(entry.host)
 
     async def run(self) -> None:
-        """Dispatch requests until no host may fetch more, then write the waiting results."""
+        """Dispatch requests until no host may fetch more or a stop is requested, then write the waiting results."""
         loop = asyncio.get_running_loop()
         try:
             while True:
                 self.wake.clear()
-                self._dispatch(loop.time())
+                if self.stop_signal is None:
+                    self._dispatch(loop.time())
+                elif self.tasks and loop.time() >= self.cancel_at:
+                    await self._cancel_tasks()
                 if self.batch.started is not None and loop.time() - self.batch.started >= self.config.flush_interval_s:
                     self.flush()
-                if self.active == 0 and (self._page_limit_reached() or not self.queues.has_work()):
+                done = self.stop_signal is not None or self._page_limit_reached() or not self.queues.has_work()
+                if self.active == 0 and done:
                     break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self._wait_time(loop.time()))
         except asyncio.CancelledError:
             # Interrupted: keep the finished pages, the in-flight ones are requested again on resume.
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await self._cancel_tasks()
             self.flush()
             raise
         self.flush()
 
+    async def _cancel_tasks(self) -> None:
+        """Cancel the running requests; their URLs stay in flight, so a resumed crawl requests them again."""
+        if self.tasks:
+            logger.info("cancelling %d in-flight requests", len(self.tasks))
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def request_stop(self, signal_number: int) -> None:
+        """Start no more requests, and cancel the running ones after ``stop_grace_s``, or at once on a second call."""
+        now = asyncio.get_running_loop().time()
+        name = signal.Signals(signal_number).name
+        if self.stop_signal is None:
+            self.stop_signal = signal_number
+            self.cancel_at = now + self.config.stop_grace_s
+            logger.warning(
+                "%s received: starting no new requests and waiting up to %g s for %d in-flight requests; "
+                "send %s again to cancel them",
+                name, self.config.stop_grace_s, len(self.tasks), name,
+            )
+        else:
+            self.cancel_at = now
+        self.wake.set()
+
     def _wait_time(self, now: float) -> float | None:
+        if self.stop_signal is not None:
+            return max(0.0, self.cancel_at - now)
         times = []
         ready_at = self.queues.next_ready_at()
         if ready_at is not None and self.active < self.config.http.max_concurrency and not self._page_limit_reached():
@@ -374,8 +424,8 @@ class _Crawl:
         if crawl_delay_s is not None and crawl_delay_s > self.config.max_crawl_delay_s:
             skipped = CRAWL_DELAY_TOO_LONG
             logger.warning(
-                "%s/robots.txt sets Crawl-delay %g s, more than max_crawl_delay_s %g s: skipping the host",
-                state.host, crawl_delay_s, self.config.max_crawl_delay_s,
+                "%s/robots.txt sets Crawl-delay %g s, more than %s %g s: skipping the host",
+                state.host, crawl_delay_s, setting_name("max_crawl_delay_s"), self.config.max_crawl_delay_s,
             )
         elif crawl_delay_s is not None:
             delay_s = max(delay_s, crawl_delay_s)
@@ -435,7 +485,8 @@ class _Crawl:
             state, status = UrlState.FAILED, FetchStatus.INVALID_URL.value
         elif entry.redirects >= self.config.http.max_redirects:
             logger.debug(
-                "%s is redirect %d in a row, over max_redirects=%d", entry.url, entry.redirects + 1, self.config.http.max_redirects
+                "%s is redirect %d in a row, over %s %d",
+                entry.url, entry.redirects + 1, setting_name("http.max_redirects"), self.config.http.max_redirects,
             )
             state, status = UrlState.FAILED, FetchStatus.TOO_MANY_REDIRECTS.value
         else:
@@ -573,8 +624,35 @@ def _settings(config: CrawlConfig) -> dict:
     }
 
 
+@contextlib.contextmanager
+def _stop_signal_handlers(crawl_state: _Crawl, enabled: bool) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to ``crawl_state.request_stop`` while the context runs, then restore the old handlers."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for signal_number in (signal.SIGINT, signal.SIGTERM) if enabled else ():
+        previous = signal.getsignal(signal_number)
+        try:
+            loop.add_signal_handler(signal_number, crawl_state.request_stop, signal_number)
+        except (NotImplementedError, RuntimeError, ValueError) as error:
+            # Only the main thread of a Unix process can install signal handlers.
+            logger.debug("cannot handle %s: %s", signal.Signals(signal_number).name, error)
+            continue
+        installed.append((signal_number, previous))
+    try:
+        yield
+    finally:
+        for signal_number, previous in installed:
+            loop.remove_signal_handler(signal_number)
+            signal.signal(signal_number, previous)
+
+
 async def crawl_async(
-    seeds: list[str], out_dir: str | os.PathLike, config: CrawlConfig | None = None, *, restart: bool = False
+    seeds: list[str],
+    out_dir: str | os.PathLike,
+    config: CrawlConfig | None = None,
+    *,
+    restart: bool = False,
+    stop_on_signals: bool = False,
 ) -> HarvestStats:
     """Crawl from ``seeds`` into ``out_dir``, resuming the crawl found there; see ``crawl_folder``."""
     config = config or CrawlConfig()
@@ -589,24 +667,21 @@ async def crawl_async(
             runs = int(store.get_meta("runs") or 0) + 1
             store.set_meta({"runs": str(runs)})
             removed = _remove_uncommitted_parts(out_dir, int(store.get_meta("next_part") or 0))
-            in_flight, retried = store.recover(frozenset({ROBOTS_UNREACHABLE}))
-            if runs > 1:
-                logger.info(
-                    "resuming the crawl in %s (run %d): %d in-flight and %d robots_unreachable URLs queued again, "
-                    "%d uncommitted part files removed",
-                    out_dir, runs, in_flight, retried, removed,
-                )
+            recover_frontier(store, config, runs, out_dir, removed)
 
             async with make_session(config.http) as session:
                 crawl_state = _Crawl(session, config, store, out_dir)
-                crawl_state.load()
-                crawl_state.add_seeds(list(seeds))
-                progress = tqdm(total=config.max_pages, initial=crawl_state.requested, desc="crawl", unit=" pages", leave=False)
-                with progress:
-                    crawl_state.progress = progress
-                    await crawl_state.run()
+                with _stop_signal_handlers(crawl_state, stop_on_signals):
+                    crawl_state.load()
+                    crawl_state.add_seeds(list(seeds))
+                    progress = tqdm(total=config.max_pages, initial=crawl_state.requested, desc="crawl", unit=" pages", leave=False)
+                    with progress:
+                        crawl_state.progress = progress
+                        await crawl_state.run()
 
             stats, fields = _collect_stats(store, crawl_state, list(seeds))
+            if crawl_state.stop_signal is None:
+                log_hints(store, config, runs, crawl_state.requested - crawl_state.requested_before)
 
     write_stage_stats(out_dir, "harvest", stats.counts(), **stats.to_json(), **fields, seeds=list(seeds), **_settings(config))
     logger.info(
@@ -614,11 +689,18 @@ async def crawl_async(
         fields["runs"], time.monotonic() - started, stats.extra["pages_requested"], stats.pages_parsed,
         stats.candidates, crawl_state.next_part, stats.extra["urls_queued"],
     )
+    if crawl_state.stop_signal is not None:
+        raise CrawlStopped(crawl_state.stop_signal, stats)
     return stats
 
 
 def crawl_folder(
-    seeds: list[str], out_dir: str | os.PathLike, config: CrawlConfig | None = None, *, restart: bool = False
+    seeds: list[str],
+    out_dir: str | os.PathLike,
+    config: CrawlConfig | None = None,
+    *,
+    restart: bool = False,
+    stop_on_signals: bool = False,
 ) -> HarvestStats:
     """Crawl from ``seeds`` into ``out_dir``: part-NNNNN.parquet files, stats.json and frontier.sqlite.
 
@@ -626,12 +708,17 @@ def crawl_folder(
     it; ``restart`` deletes the frontier and the part files first. stats.json counts the
     whole crawl, earlier runs included. Pages that fail (blocked address, DNS error, 404,
     ...) are counted by status, so a crawl whose every seed fails still writes its stats.
-    Call ``crawl_async`` from code that already runs an event loop.
+    ``stop_on_signals`` stops the crawl cleanly on SIGINT and SIGTERM and then raises
+    ``CrawlStopped``; it works only in the main thread. Call ``crawl_async`` from code that
+    already runs an event loop.
     """
     config = config or CrawlConfig()
     if config.http.allow_private:
-        logger.warning("allow_private is on: the crawler may request loopback and private network addresses")
-    return asyncio.run(crawl_async(list(seeds), out_dir, config, restart=restart))
+        logger.warning(
+            "%s is on: the crawler may request loopback and private network addresses",
+            setting_name("http.allow_private"),
+        )
+    return asyncio.run(crawl_async(list(seeds), out_dir, config, restart=restart, stop_on_signals=stop_on_signals))
 
 
 def crawl(seeds: list[str], out_path: str | os.PathLike, config: CrawlConfig | None = None) -> HarvestStats:

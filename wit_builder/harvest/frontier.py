@@ -171,22 +171,28 @@ class FrontierStore:
             list(values.items()),
         )
 
-    def recover(self, retry_statuses: frozenset[str] = frozenset()) -> tuple[int, int]:
+    def recover(
+        self, retry_statuses: frozenset[str] = frozenset(), meta: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, int]]:
         """Queue the in-flight URLs of an interrupted run, and the failed ones with a status in ``retry_statuses``.
 
-        Returns the numbers of in-flight and failed URLs queued again.
+        ``meta`` is written in the same transaction. Returns the number of in-flight URLs
+        queued again, and the number of failed URLs queued again per status.
         """
+        retried = {}
         with self.connection:
             in_flight = self.connection.execute(
                 "UPDATE urls SET state = 'queued' WHERE state = 'in_flight'"
             ).rowcount
-            retried = 0
             for status in sorted(retry_statuses):
-                retried += self.connection.execute(
+                count = self.connection.execute(
                     "UPDATE urls SET state = 'queued', status = NULL, http_status = NULL, content_type = NULL "
                     "WHERE state = 'failed' AND status = ?",
                     (status,),
                 ).rowcount
+                if count:
+                    retried[status] = count
+            self._write_meta(meta or {})
         return in_flight, retried
 
     def add(self, url: str, host: str, depth: int, redirects: int = 0) -> FrontierEntry | None:
@@ -280,6 +286,11 @@ class FrontierStore:
         rows = self.connection.execute(
             "SELECT status, COUNT(*) FROM urls WHERE state IN ('done', 'failed') GROUP BY status"
         )
+        return {status: count for status, count in rows}
+
+    def failed_status_counts(self) -> dict[str, int]:
+        """Return how many failed URLs have each status."""
+        rows = self.connection.execute("SELECT status, COUNT(*) FROM urls WHERE state = 'failed' GROUP BY status")
         return {status: count for status, count in rows}
 
     def http_status_counts(self) -> dict[int, int]:
