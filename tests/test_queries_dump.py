@@ -7,7 +7,6 @@ import codecs
 import gzip
 import logging
 import lzma
-import zlib
 from pathlib import Path
 
 import pytest

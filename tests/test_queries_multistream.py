@@ -7,7 +7,6 @@ import bz2
 import logging
 import math
 import re
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from xml.sax.saxutils import unescape
 

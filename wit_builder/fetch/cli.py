@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from wit_builder.fetch.fetcher import FetchConfig, fetch_partition
 from wit_builder.fetch.health import RunHealth
 from wit_builder.fetch.politeness import PolitenessConfig
-from wit_builder.fetch.pool import DecodePool
+from wit_builder.fetch.pool import DEFAULT_CPU_SECONDS
 from wit_builder.fetch.resizer import DEFAULT_MAX_PIXELS, RESIZE_MODES
 from wit_builder.fetch.resume import remove_temporary_files, stale_output_reason
 from wit_builder.net.client import HttpConfig, default_user_agent
@@ -58,6 +58,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-redirects", type=int, default=5, help="maximum redirects followed per URL, 0 for none (default: %(default)s)")
 
     parser.add_argument("--processes", type=int, default=None, help="decoder processes (default: one per CPU)")
+    parser.add_argument(
+        "--decode-cpu-seconds", type=int, default=DEFAULT_CPU_SECONDS,
+        help="CPU seconds one image may take to decode and resize; a slower one is recorded as decode_timeout (default: %(default)s)",
+    )
     parser.add_argument("--concurrency", type=int, default=64, help="maximum concurrent downloads (default: %(default)s)")
     parser.add_argument("--per-host", type=int, default=4, help="maximum concurrent downloads from one host (default: %(default)s)")
     parser.add_argument(
@@ -115,6 +119,7 @@ def config_from_args(args: argparse.Namespace) -> FetchConfig:
         jpeg_quality=args.jpeg_quality,
         upscale=not args.no_upscale,
         processes=args.processes,
+        decode_cpu_seconds=args.decode_cpu_seconds,
         respect_robots_tag=not args.ignore_robots_tag,
         respect_robots_txt=not args.ignore_robots_txt,
         politeness=PolitenessConfig(host_delay_s=args.host_delay),
@@ -182,7 +187,7 @@ def fetch_folder(
     # FetchStats fields summed over the partitions fetched in this run.
     run_counts = {"requests": 0, "robots_requests": 0, "throttled": 0, "hosts_stopped": 0, "retried_rows": 0}
     health = RunHealth(config.health)
-    with DecodePool(config.processes, config.max_pixels) as pool:
+    with config.decode_pool() as pool:
         for part in parts:
             out_path = out_dir / part.name
             keep = out_path.exists() and not overwrite

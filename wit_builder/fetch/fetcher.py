@@ -23,7 +23,7 @@ from tqdm import tqdm
 from wit_builder.fetch.downloader import Downloader
 from wit_builder.fetch.health import HealthConfig, RunHealth
 from wit_builder.fetch.politeness import PolitenessConfig
-from wit_builder.fetch.pool import DecodePool
+from wit_builder.fetch.pool import DEFAULT_CPU_SECONDS, DecodePool
 from wit_builder.fetch.resizer import DEFAULT_MAX_PIXELS, RESIZE_MODES, ResizeOptions, ResizeResult
 from wit_builder.fetch.retry import is_retryable
 from wit_builder.fetch.robots_tag import robots_tag_disallows
@@ -54,6 +54,8 @@ class FetchConfig:
     upscale: bool = True
     #: Number of decoder processes; None uses every CPU.
     processes: int | None = None
+    #: CPU seconds one image may take to decode and resize before its worker is killed (decode_timeout).
+    decode_cpu_seconds: int = DEFAULT_CPU_SECONDS
     #: Drop images whose X-Robots-Tag forbids AI use or indexing (noai, noimageai, noindex, noimageindex).
     respect_robots_tag: bool = True
     #: Request robots.txt once per origin and skip the URLs that it disallows for "wit-builder".
@@ -68,6 +70,12 @@ class FetchConfig:
             raise ValueError(f"invalid resize_mode {self.resize_mode!r}; expected one of {', '.join(RESIZE_MODES)}")
         if self.processes is not None and self.processes <= 0:
             raise ValueError(f"processes must be positive, got {self.processes}")
+        if self.decode_cpu_seconds < 1:
+            raise ValueError(f"decode_cpu_seconds must be at least 1, got {self.decode_cpu_seconds}")
+
+    def decode_pool(self) -> DecodePool:
+        """Create the decoder processes with this config's limits."""
+        return DecodePool(self.processes, self.max_pixels, cpu_seconds=self.decode_cpu_seconds)
 
     def resize_options(self) -> ResizeOptions:
         return ResizeOptions(
@@ -153,7 +161,7 @@ def fetch_partition(
     else:
         own_pool = pool is None
         if own_pool:
-            pool = DecodePool(config.processes, config.max_pixels)
+            pool = config.decode_pool()
         try:
             fetched, stats = asyncio.run(_fetch_rows([rows[index] for index in targets], config, pool, in_path.name, health))
         finally:

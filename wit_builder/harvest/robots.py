@@ -48,7 +48,7 @@ _PERCENT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 
 # Statuses after which robots.txt counts as unreachable, so the origin is disallowed.
 _UNREACHABLE_STATUSES = frozenset(
-    {FetchStatus.TIMEOUT, FetchStatus.CONNECTION_ERROR, FetchStatus.TRUNCATED, FetchStatus.HTTP_ERROR}
+    {FetchStatus.TIMEOUT, FetchStatus.CONNECTION_ERROR, FetchStatus.TRUNCATED, FetchStatus.HTTP_ERROR, FetchStatus.PROTOCOL_ERROR}
 )
 
 

@@ -5,7 +5,6 @@ Every function here does blocking file I/O; the server calls them in a worker th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
