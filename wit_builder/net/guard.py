@@ -59,7 +59,7 @@ class BlockedAddressError(OSError):
             subject = f"{host} resolves to the blocked address {address}"
         super().__init__(
             f"{subject} (loopback, private, link-local, multicast or reserved); "
-            "set allow_private only for trusted local servers"
+            "pass --allow-private (allow_private in a config) only for trusted local servers"
         )
 
     def __str__(self) -> str:
