@@ -48,9 +48,11 @@ def test_matcher_case_sensitive_by_default():
     assert matcher.match("Apple released") == [0]
 
 
-def test_matcher_ignore_case_shares_keys():
+def test_matcher_ignore_case_merges_variants():
     matcher = QueryMatcher(["Apple", "apple"], ignore_case=True)
-    assert matcher.match("APPLE pie") == [0, 1]
+    assert matcher.match("APPLE pie") == [0]
+    assert matcher.match_many(["apple pie"]) == [[0]]
+    assert matcher.compiled.variant_ids == {0: (1,)}
 
 
 def test_matcher_overlapping_queries():
@@ -207,9 +209,18 @@ def test_japanese_pages_lines_match_their_words(shared_data):
 def test_matcher_duplicate_and_shared_keys():
     matcher = QueryMatcher(["dog", "dog", "Dog", "cat"], ignore_case=True)
 
-    assert matcher.match("DOG and CAT") == [0, 1, 2, 3]
+    assert matcher.match("DOG and CAT") == [0, 3]
     assert matcher.match("a cat") == [3]
     assert matcher.match(None) == []
+    assert matcher.compiled.variant_ids == {0: (1, 2)}
+    assert matcher.compiled.canonical_ids() == {1: 0, 2: 0}
+
+
+def test_case_sensitive_merges_only_repeats():
+    matcher = QueryMatcher(["dog", "Dog", "dog", "new  york", "new york"])
+
+    assert matcher.match("Dog and dog in new york") == [0, 1, 3]
+    assert matcher.compiled.variant_ids == {0: (2,), 3: (4,)}
 
 
 def test_matcher_without_queries():
@@ -298,7 +309,9 @@ def test_match_batch_agrees_on_real_captions(shared_data, monkeypatch, ignore_ca
     assert sum(not text.isascii() for text in captions if text) >= 100
     assert sum(map(len, expected)) >= 10 * len(captions)
     if ignore_case:
-        assert matcher.compiled.shared_ids
+        assert matcher.compiled.variant_ids
+        canonical = matcher.compiled.canonical_ids()
+        assert not any(query_id in canonical for ids in got for query_id in ids)
     mismatches = [index for index in range(len(captions)) if got[index] != expected[index]]
     assert mismatches == [], [captions[index] for index in mismatches[:5]]
 

@@ -9,7 +9,7 @@ import pytest
 
 from wit_builder.match import stage
 from wit_builder.match.cache import cache_key, cache_path, load_or_compile, read_cache
-from wit_builder.match.matcher import QueryMatcher
+from wit_builder.match.matcher import MATCHER_FORMAT, QueryMatcher
 from wit_builder.match.stage import get_matcher, match_folder
 from wit_builder.parquet import write_records
 from wit_builder.records import Candidate
@@ -69,7 +69,23 @@ def test_ignore_case_cache_separate(tmp_path, queries):
     folded = QueryMatcher.from_compiled(load_or_compile(queries, True, tmp_path))
 
     assert len(list(tmp_path.glob("automaton-*.pickle"))) == 2
-    assert folded.match("DOG") == [0, 3]
+    assert folded.match("DOG") == [0]
+
+
+def test_cached_automaton_keeps_variants(tmp_path, queries):
+    load_or_compile(queries, True, tmp_path)
+    loaded = read_cache(only_cache_file(tmp_path), cache_key(queries, ignore_case=True))
+
+    assert loaded is not None
+    assert loaded.variant_ids == {0: (3,)}
+    assert QueryMatcher.from_compiled(loaded).match_many(["Dog", "dog"]) == [[0], [0]]
+
+
+def test_cache_key_depends_on_format(queries, monkeypatch):
+    current = cache_key(queries, ignore_case=True)
+    monkeypatch.setattr("wit_builder.match.cache.MATCHER_FORMAT", MATCHER_FORMAT - 1)
+
+    assert cache_key(queries, ignore_case=True) != current
 
 
 def test_corrupt_cache_rebuilt(tmp_path, queries, caplog):

@@ -15,6 +15,8 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
+from wit_builder.cli import main
+from wit_builder.localserver import BackgroundServer
 from wit_builder.parquet import write_records
 from wit_builder.records import (
     Candidate,
@@ -27,6 +29,8 @@ from wit_builder.records import (
 )
 from wit_builder.report import write_report
 from wit_builder.report.cli import add_parser
+from wit_builder.report.collect import collect_run
+from wit_builder.samplesite import build_site, site_app
 from wit_builder.train.config import TrainResult
 from wit_builder.train.plot import plot_losses
 
@@ -237,3 +241,121 @@ def test_report_cli(full_run: Path, tmp_path: Path) -> None:
 
     args = parser.parse_args(["report", str(tmp_path / "absent")])
     assert args.func(args) == 2
+
+
+def test_report_top_queries_by_step(full_run: Path) -> None:
+    text = write_report(full_run).read_text()
+
+    assert 'id="top-queries"' in text
+    assert "<th>matched</th><th>first balance</th><th>after fetch and filter</th>" in text
+    # Names come from queries/queries.parquet: the run has no matched/query_counts.parquet.
+    assert "<td>1</td><td>dog</td><td>0</td><td>12</td><td>10</td><td>6</td>" in text
+    assert "<td>2</td><td>black dog</td><td>1</td><td>4</td><td>4</td><td>2</td>" in text
+    assert "<th>after the final pass</th>" not in text
+    assert "No final_balance/ folder, so the final balancing pass did not run" in text
+
+
+def test_report_top_queries_with_final_pass(full_run: Path) -> None:
+    keys = pq.read_table(full_run / "shards" / "00000.parquet").column("key").to_pylist()
+    shard_query_ids = [[0] if index % 3 else [0, 1] for index in range(len(keys))]
+    pq.write_table(pa.table({"key": keys, "query_ids": pa.array(shard_query_ids, pa.list_(pa.int64()))}), full_run / "shards" / "00000.parquet")
+    final = full_run / "final_balance"
+    write_stats(final, "final_balance", mode="strict", cap=8)
+    pq.write_table(pa.table({"query_id": [0, 1], "survivors": [6, 2], "kept": [6, 2], "credited": [4, 2]}), final / "query_counts.parquet")
+    pq.write_table(
+        pa.table({"query_id": [0, 1], "query": ["dog", "black dog"], "count": [12, 4], "variants": [["Dog", "DOG"], []]}),
+        full_run / "matched" / "query_counts.parquet",
+    )
+
+    text = write_report(full_run).read_text()
+
+    assert "<th>after fetch and filter</th><th>after the final pass</th><th>in shards</th>" in text
+    assert "<td>dog (also: Dog, DOG)</td><td>0</td><td>12</td><td>10</td><td>6</td><td>6</td><td>6</td>" in text
+    assert "The final balancing pass ran (mode strict, t = 8)" in text
+    assert "No final_balance/ folder" not in text
+
+
+def test_report_prebuilt_list_from_run_record(full_run: Path, tmp_path: Path) -> None:
+    query_list = tmp_path / "my_queries.txt"
+    query_list.write_text("dog\nblack dog\nBeach\n", encoding="utf-8")
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f'[run]\ndir = "{full_run}"\n[queries]\nlist = "my_queries.txt"\n[harvest]\nseeds = ["http://127.0.0.1/"]\n', encoding="utf-8")
+    for path in (full_run / "queries").iterdir():
+        path.unlink()
+    # run.json as `wit run` wrote it before it recorded the query list.
+    (full_run / "run.json").write_text(json.dumps({"config": str(config), "stages": ["queries", "harvest"], "seconds": {}}))
+
+    text = write_report(full_run).read_text()
+
+    assert "queries/queries.parquet not found" not in text
+    assert f"Query list: {query_list} ([queries] list of {config}, named in run.json, 3 queries)." in text
+    assert "<td>2</td><td>black dog</td>" in text
+    assert "stages queries, harvest" in text
+
+
+def test_report_recorded_list_before_stale_build(full_run: Path, tmp_path: Path) -> None:
+    query_list = tmp_path / "my_queries.txt"
+    query_list.write_text("dog\nblack dog\n", encoding="utf-8")
+    (full_run / "run.json").write_text(json.dumps({"config": "x.toml", "query_list": str(query_list), "stages": ["report"]}))
+
+    text = write_report(full_run).read_text()
+
+    assert f"Query list: {query_list} (recorded in run.json, 2 queries)." in text
+    assert "<th>kind</th>" not in text
+
+
+def test_report_prebuilt_list_missing_noted(full_run: Path, tmp_path: Path) -> None:
+    for path in (full_run / "queries").iterdir():
+        path.unlink()
+    (full_run / "run.json").write_text(json.dumps({"config": "x.toml", "query_list": str(tmp_path / "gone.txt"), "stages": []}))
+
+    text = write_report(full_run).read_text()
+
+    assert f"the query list {tmp_path / 'gone.txt'} (recorded in run.json) is not found" in text
+    assert "(query id 0, name unknown)" in text
+
+
+def test_report_without_query_list_noted(full_run: Path) -> None:
+    for path in (full_run / "queries").iterdir():
+        path.unlink()
+
+    text = write_report(full_run).read_text()
+
+    assert "neither run.json nor matched/stats.json names a query list" in text
+
+
+# Flickr8k captions start with "A" or "a", so with --ignore-case the variants merge.
+HAND_RUN_QUERIES = ["dog", "Dog", "a", "A", "man", "water", "grass", "girl", "boy"]
+
+
+def test_report_stages_run_by_hand(tmp_path: Path, samples_dir: Path) -> None:
+    run = tmp_path / "run"
+    queries = tmp_path / "queries.txt"
+    queries.write_text("".join(f"{query}\n" for query in HAND_RUN_QUERIES), encoding="utf-8")
+    site = build_site(samples_dir / "flickr8k" / "images", samples_dir / "flickr8k" / "captions.csv", seed=0, photos=24)
+
+    with BackgroundServer(lambda: site_app(site)) as server:
+        crawl = ["harvest", "crawl", server.base_url, "--out", str(run / "candidates"), "--allow-private", "--host-delay", "0", "--max-depth", "8"]
+        assert main(crawl) == 0
+        assert main(["match", str(run / "candidates"), "--queries", str(queries), "--out", str(run / "matched"), "--ignore-case"]) == 0
+        assert main(["balance", str(run / "matched"), "--out", str(run / "balanced"), "--cap", "8"]) == 0
+        fetch = ["fetch", str(run / "balanced"), "--out", str(run / "fetched"), "--allow-private", "--image-size", "64", "--processes", "1", "--host-delay", "0"]
+        assert main(fetch) == 0
+    assert main(["filter", "--fetched", str(run / "fetched"), "--out", str(run / "filtered"), "--workers", "1"]) == 0
+    assert main(["shards", "--fetched", str(run / "fetched"), "--filtered", str(run / "filtered"), "--out", str(run / "shards")]) == 0
+    assert main(["report", str(run)]) == 0
+
+    text = (run / "report" / "index.html").read_text()
+    assert "<th>matched</th><th>first balance</th><th>after fetch and filter</th><th>in shards</th>" in text
+    assert "<th>after the final pass</th>" not in text
+    assert "No final_balance/ folder, so the final balancing pass did not run" in text
+    assert "<td>a (also: A)</td>" in text
+    assert "<td>Dog</td>" not in text
+    assert f"Query list: {queries.resolve()} (recorded in matched/stats.json, 9 queries)." in text
+    assert "queries/queries.parquet not found" not in text
+    query_counts = pq.read_table(run / "matched" / "query_counts.parquet").column("query").to_pylist()
+    assert "A" not in query_counts
+    assert "Dog" not in query_counts
+    steps = {step.label: step.counts for step in collect_run(run).query_steps}
+    assert steps["in shards"] == steps["after fetch and filter"]
+    assert set(steps["matched"]) <= {0, 2, 4, 5, 6, 7, 8}

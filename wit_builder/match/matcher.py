@@ -28,6 +28,13 @@ The normal form, in order:
    otherwise Unicode's canonical caseless form (NFD, ``str.casefold``, then NFC), so
    "STRASSE" matches "Straße" and "ΤΕΛΟΣ" matches "τελος".
 
+Queries with one normal form are one query: the automaton maps the key to the first of
+them in the list, its canonical id, and ``match`` returns only that id. With
+``ignore_case`` this merges case variants such as "in" and "In", and in any mode it
+merges repeats of a query. They match exactly the same captions, so counting them
+apart would count each pair once per variant and make balancing treat one query as
+several. ``CompiledQueries.variant_ids`` lists the ids merged into each canonical id.
+
 Why one automaton for every script: the segmentation of step 2 only inserts spaces,
 so queries of both kinds live in one key space, and each caption is scanned once.
 A second automaton for the no-space scripts would scan such captions twice, and
@@ -66,8 +73,9 @@ from wit_builder.queries import tokens
 logger = logging.getLogger(__name__)
 
 #: Version of the normal form and of the automaton's value layout. Cached automata
-#: built under another version are rebuilt.
-MATCHER_FORMAT = 2
+#: built under another version are rebuilt. Version 3 stores one canonical query id
+#: per key in place of the list of every query with that key.
+MATCHER_FORMAT = 3
 
 # Punctuation split off into tokens. The ASCII marks are checked in every text, the
 # others only in non-ASCII text.
@@ -176,21 +184,26 @@ def _segment_no_space_runs(text: str) -> str:
 class CompiledQueries:
     """A query list compiled for matching: what the automaton cache stores.
 
-    The automaton stores one integer per key: the query id when one query has that
-    normal form, or ``query_count + i`` when several do (for example "Apple" and
-    "apple" with ``ignore_case``), where ``shared_ids[i]`` lists their ids.
+    The automaton stores one integer per key: the canonical query id, the first
+    query in the list with that normal form. ``variant_ids`` maps a canonical id to
+    the ids of the later queries with the same normal form (for example "In" after
+    "in" with ``ignore_case``), which are never returned by the matcher.
     ``automaton`` is None for a list without any non-empty query.
     """
 
     automaton: ahocorasick.Automaton | None
     query_count: int
-    shared_ids: list[tuple[int, ...]]
+    variant_ids: dict[int, tuple[int, ...]]
     ignore_case: bool
 
     @property
     def key_count(self) -> int:
         """Number of distinct keys in the automaton."""
         return 0 if self.automaton is None else len(self.automaton)
+
+    def canonical_ids(self) -> dict[int, int]:
+        """Return a map from each merged variant id to its canonical id."""
+        return {variant: canonical for canonical, variants in self.variant_ids.items() for variant in variants}
 
 
 def compile_queries(queries: Sequence[str], ignore_case: bool = False) -> CompiledQueries:
@@ -207,7 +220,11 @@ def compile_queries(queries: Sequence[str], ignore_case: bool = False) -> Compil
     if skipped:
         logger.warning("skipped %d empty queries", skipped)
 
-    shared_ids: list[tuple[int, ...]] = []
+    variant_ids = {ids[0]: tuple(ids[1:]) for ids in ids_by_key.values() if len(ids) > 1}
+    if variant_ids:
+        merged = sum(len(ids) for ids in variant_ids.values())
+        logger.info("merged %d queries into %d queries with the same normal form (the first in the list)", merged, len(variant_ids))
+
     automaton = None
     if ids_by_key:
         automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
@@ -215,16 +232,10 @@ def compile_queries(queries: Sequence[str], ignore_case: bool = False) -> Compil
         # order. With the entries of bench/match_throughput.py, keys added in random order
         # made matching about twice as slow.
         for key in sorted(ids_by_key):
-            ids = ids_by_key[key]
-            if len(ids) == 1:
-                value = ids[0]
-            else:
-                value = len(queries) + len(shared_ids)
-                shared_ids.append(tuple(ids))
-            automaton.add_word(key, value)
+            automaton.add_word(key, ids_by_key[key][0])
         automaton.make_automaton()
     logger.info("built an automaton with %d keys for %d queries", len(ids_by_key), len(queries))
-    return CompiledQueries(automaton, len(queries), shared_ids, ignore_case)
+    return CompiledQueries(automaton, len(queries), variant_ids, ignore_case)
 
 
 @dataclass(eq=False)
@@ -271,7 +282,8 @@ class BatchMatches:
 class QueryMatcher:
     """Find which queries occur as whole words in a caption.
 
-    Query ids are positions in the list given to the constructor.
+    Query ids are positions in the list given to the constructor. Of the queries
+    with one normal form, only the first one's id is returned (see the module docstring).
     """
 
     def __init__(self, queries: Sequence[str], ignore_case: bool = False):
@@ -288,24 +300,13 @@ class QueryMatcher:
         self.compiled = compiled
         self.ignore_case = compiled.ignore_case
         self._query_count = compiled.query_count
-        self._shared_ids = compiled.shared_ids
         self._iter = compiled.automaton.iter if compiled.automaton is not None else None
 
-        # The shared ids in CSR layout, for the expansion in numpy of match_batch.
-        self._shared_sizes = np.array([len(ids) for ids in self._shared_ids], dtype=np.int64)
-        self._shared_starts = np.cumsum(self._shared_sizes) - self._shared_sizes
-        self._shared_flat = np.fromiter(itertools.chain.from_iterable(self._shared_ids), dtype=np.int64)
-
     def match(self, text: str | None) -> list[int]:
-        """Return the sorted ids of the queries that occur in ``text`` as whole words."""
+        """Return the sorted canonical ids of the queries that occur in ``text`` as whole words."""
         if self._iter is None or not text:
             return []
-        found = set(map(_VALUE, self._iter(normalize_for_matching(text, self.ignore_case))))
-        if not found:
-            return []
-        if self._shared_ids and max(found) >= self._query_count:
-            found = self._expand_shared(found)
-        return sorted(found)
+        return sorted(set(map(_VALUE, self._iter(normalize_for_matching(text, self.ignore_case)))))
 
     def match_many(self, texts: Iterable[str | None]) -> list[list[int]]:
         """Return ``match(text)`` for each text, in order, computed with ``match_batch``."""
@@ -336,8 +337,6 @@ class QueryMatcher:
 
         found = np.fromiter(values, dtype=np.int64, count=len(values))
         rows = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(np.array(ends, dtype=np.int64), prepend=0))
-        if len(self._shared_ids):
-            rows, found = self._expand_shared_rows(rows, found)
 
         # One sort of row * query_count + id orders the ids of each row, and equal
         # neighbours are the repeats within a row.
@@ -351,25 +350,3 @@ class QueryMatcher:
         offsets = np.zeros(len(texts) + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=len(texts)), out=offsets[1:])
         return BatchMatches(offsets, ids)
-
-    def _expand_shared_rows(self, rows: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Replace each shared value in ``found`` with its query ids, repeating its row."""
-        shared = found >= self._query_count
-        if not shared.any():
-            return rows, found
-        codes = found[shared] - self._query_count
-        sizes = self._shared_sizes[codes]
-        firsts = np.repeat(self._shared_starts[codes], sizes)
-        positions = np.arange(len(firsts)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        expanded_rows = np.concatenate([rows[~shared], np.repeat(rows[shared], sizes)])
-        expanded_ids = np.concatenate([found[~shared], self._shared_flat[firsts + positions]])
-        return expanded_rows, expanded_ids
-
-    def _expand_shared(self, found: set[int]) -> set[int]:
-        expanded = set()
-        for value in found:
-            if value < self._query_count:
-                expanded.add(value)
-            else:
-                expanded.update(self._shared_ids[value - self._query_count])
-        return expanded

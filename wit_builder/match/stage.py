@@ -13,6 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -121,20 +122,29 @@ def count_queries(matched_path: Path) -> dict[int, int]:
     return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()))
 
 
-def reduce_query_counts(matched_dir: Path, queries_path: Path) -> dict[int, int]:
-    """Sum per-query counts over all matched partitions and write query_counts.parquet."""
+def reduce_query_counts(
+    matched_dir: Path, queries_path: Path, variant_ids: Mapping[int, Sequence[int]] | None = None
+) -> dict[int, int]:
+    """Sum per-query counts over all matched partitions and write query_counts.parquet.
+
+    One row per matched query id, with its query text and count. The ``variants``
+    column lists the queries of ``variant_ids`` (from ``CompiledQueries``) that were
+    merged into that id because they have the same normal form.
+    """
     totals: dict[int, int] = {}
     for part in list_parts(matched_dir):
         for query_id, count in count_queries(part).items():
             totals[query_id] = totals.get(query_id, 0) + count
 
     queries = load_queries(queries_path)
+    variant_ids = variant_ids or {}
     query_ids = sorted(totals)
     table = pa.table(
         {
             "query_id": pa.array(query_ids, pa.int64()),
             "query": pa.array([queries[i] for i in query_ids], pa.string()),
             "count": pa.array([totals[i] for i in query_ids], pa.int64()),
+            "variants": pa.array([[queries[v] for v in variant_ids.get(i, ())] for i in query_ids], pa.list_(pa.string())),
         }
     )
     atomic_write_table(table, matched_dir / QUERY_COUNTS_FILE)
@@ -143,10 +153,18 @@ def reduce_query_counts(matched_dir: Path, queries_path: Path) -> dict[int, int]
 
 def read_query_counts(matched_dir: Path) -> dict[int, int]:
     """Read the reduced per-query counts written by ``reduce_query_counts``."""
+    if not matched_dir.is_dir():
+        raise FileNotFoundError(f"matched folder not found: {matched_dir}; pass the --out folder of `wit match`")
     path = matched_dir / QUERY_COUNTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run the match stage over all partitions first")
     table = pq.read_table(path)
+    if "variants" not in table.column_names:
+        logger.warning(
+            "%s has no variants column, so an older version wrote it and may count queries with one normal form "
+            "(such as case variants) as separate queries; run `wit match` again to merge them",
+            path,
+        )
     return dict(zip(table.column("query_id").to_pylist(), table.column("count").to_pylist()))
 
 
@@ -158,6 +176,8 @@ def match_folder(
     The automaton is cached in ``cache_dir``, or in ``out_dir`` when it is None. In
     ``out_dir`` only the cache of the current query list and options is kept.
     """
+    if not candidates_dir.is_dir():
+        raise FileNotFoundError(f"candidates folder not found: {candidates_dir}")
     parts = list_parts(candidates_dir)
     if not parts:
         raise FileNotFoundError(f"no part-*.parquet files in {candidates_dir}")
@@ -176,8 +196,17 @@ def match_folder(
         for name, value in dataclasses.asdict(stats).items():
             totals[name] += value
 
-    counts = reduce_query_counts(out_dir, queries)
+    variant_ids = matcher.compiled.variant_ids
+    counts = reduce_query_counts(out_dir, queries, variant_ids)
     totals["queries_matched"] = len(counts)
-    write_stage_stats(out_dir, "match", totals, ignore_case=ignore_case, automaton_keys=matcher.compiled.key_count)
+    write_stage_stats(
+        out_dir,
+        "match",
+        totals,
+        ignore_case=ignore_case,
+        automaton_keys=matcher.compiled.key_count,
+        merged_queries=sum(len(ids) for ids in variant_ids.values()),
+        queries=str(query_file(queries)),
+    )
     logger.info("matched %d of %d candidates, %d distinct queries", totals["matched"], totals["candidates"], len(counts))
     return totals

@@ -50,6 +50,8 @@ class PipelineRunner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         logger.info("run folder: %s; stages: %s", self.run_dir, ", ".join(stages))
         needs_site = self.config.harvest.sample_site is not None and bool({"harvest", "fetch"} & set(stages))
+        # Written before the first stage too, so that a report stage reads this run's config and query list.
+        self._write_run_record(stages)
 
         with self._sample_site(enabled=needs_site):
             for stage in stages:
@@ -62,7 +64,12 @@ class PipelineRunner:
         return self.timings
 
     def _write_run_record(self, stages: list[str]) -> None:
-        record = {"config": str(self.config.path), "stages": stages, "seconds": self.timings}
+        record = {
+            "config": str(self.config.path),
+            "query_list": str(self._queries_path()),
+            "stages": stages,
+            "seconds": self.timings,
+        }
         (self.run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
     @contextlib.contextmanager

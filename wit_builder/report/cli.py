@@ -16,8 +16,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="write RUN_DIR/report/index.html with plots of every stage found in RUN_DIR",
         description=(
             "Read the stage folders of RUN_DIR (queries, candidates, matched, balanced, fetched, "
-            "filtered, shards, train) and write RUN_DIR/report/index.html with PNG plots. Missing "
-            "stages are listed as notes on the page."
+            "filtered, final_balance, shards, train) and run.json, and write RUN_DIR/report/index.html "
+            "with PNG plots and per-query counts. Missing stages are listed as notes on the page."
         ),
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="run folder written by `wit run` or the single stages")

@@ -9,16 +9,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from wit_builder.parquet import list_parts
 from wit_builder.records import FetchStatus
+from wit_builder.report.per_query import (
+    QueryNames,
+    QueryStep,
+    count_query_ids,
+    read_final_counts,
+    read_query_names,
+    survivor_counts,
+    top_query_ids,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Stage folders of a run in pipeline order.
 STAGES = ("queries", "candidates", "matched", "balanced", "fetched", "filtered", "final_balance", "shards", "train")
+
+#: Type of the query_ids column, for files written before the column existed.
+QUERY_IDS_TYPE = pa.list_(pa.int64())
+
+#: Labels of the per-query steps, in pipeline order.
+MATCHED_STEP = "matched"
+BALANCED_STEP = "first balance"
+SURVIVORS_STEP = "after fetch and filter"
+FINAL_STEP = "after the final pass"
+SHARDS_STEP = "in shards"
 
 
 @dataclass
@@ -43,10 +61,16 @@ class RunSummary:
     languages: Counter = field(default_factory=Counter)
     caption_words_fetched: list[int] = field(default_factory=list)
     caption_words_kept: list[int] = field(default_factory=list)
-    matched_query_counts: list[int] | None = None
-    balanced_query_counts: list[int] | None = None
-    survivor_query_counts: list[int] | None = None
-    final_query_counts: list[int] | None = None
+    query_list: Path | None = None
+    query_list_origin: str | None = None
+    query_list_size: int | None = None
+    run_record: dict | None = None
+    query_steps: list[QueryStep] = field(default_factory=list)
+    top_queries: list[int] = field(default_factory=list)
+    query_names: QueryNames = field(default_factory=QueryNames)
+    final_balance_ran: bool = False
+    final_balance_mode: str | None = None
+    final_balance_cap: int | None = None
     balance_cap: int | None = None
     balance_mode: str | None = None
     balance_oversample: float | None = None
@@ -56,11 +80,15 @@ class RunSummary:
     loss_plot: Path | None = None
 
 
-def read_columns(summary: RunSummary, stage: str, columns: list[str]) -> pa.Table | None:
+def read_columns(
+    summary: RunSummary, stage: str, columns: list[str], optional: dict[str, pa.DataType] | None = None
+) -> pa.Table | None:
     """Concatenate ``columns`` of a stage's part files, or return None and add a note.
 
     Unreadable part files are skipped with a note, so one bad file does not hide the rest.
+    The ``optional`` columns are read where present and are null in files without them.
     """
+    optional = optional or {}
     folder = summary.run_dir / stage
     parts = list_parts(folder)
     if not parts:
@@ -75,7 +103,14 @@ def read_columns(summary: RunSummary, stage: str, columns: list[str]) -> pa.Tabl
             if missing:
                 summary.notes.append(f"{stage}/{part.name}: missing column(s) {', '.join(missing)}; file skipped.")
                 continue
-            tables.append(pq.read_table(part, columns=columns))
+            present = [name for name in optional if name in schema.names]
+            table = pq.read_table(part, columns=columns + present)
+            for name, data_type in optional.items():
+                if name in present:
+                    table = table.set_column(table.schema.get_field_index(name), name, table.column(name).cast(data_type))
+                else:
+                    table = table.append_column(pa.field(name, data_type), pa.nulls(table.num_rows, data_type))
+            tables.append(table)
         except (pa.ArrowException, OSError) as error:
             summary.notes.append(f"{stage}/{part.name}: unreadable parquet file ({error}); file skipped.")
     if not tables:
@@ -97,19 +132,15 @@ def count_rows(summary: RunSummary, stage: str) -> int | None:
     return total
 
 
-def per_query_counts(summary: RunSummary, stage: str, table: pa.Table | None) -> list[int] | None:
-    """Return the number of rows that list each query id, in descending order."""
+def per_query_counts(summary: RunSummary, stage: str, table: pa.Table | None) -> dict[int, int] | None:
+    """Return the number of rows that list each query id, or None without a usable query_ids column."""
     if table is None:
         return None
     column = table.column("query_ids")
     if not pa.types.is_list(column.type):
         summary.notes.append(f"{stage}/: query_ids has type {column.type}, expected a list of ints; per-query counts skipped.")
         return None
-    query_ids = pc.list_flatten(column)
-    if len(query_ids) == 0:
-        return []
-    counts = pc.value_counts(query_ids).field("counts").to_pylist()
-    return sorted(counts, reverse=True)
+    return count_query_ids(column)
 
 
 def read_stage_stats(summary: RunSummary) -> None:
@@ -129,22 +160,94 @@ def read_stage_stats(summary: RunSummary) -> None:
         summary.stage_stats[stage] = stats
 
 
-def read_queries(summary: RunSummary) -> None:
-    path = summary.run_dir / "queries" / "queries.parquet"
+def read_run_record(summary: RunSummary) -> None:
+    """Load RUN_DIR/run.json, which `wit run` writes with its config path, query list and stages."""
+    path = summary.run_dir / "run.json"
     if not path.is_file():
-        summary.notes.append("queries/queries.parquet not found, so the query stage did not run in this folder.")
         return
     try:
-        kinds = pq.read_table(path, columns=["kind"]).column("kind").to_pylist()
-    except (pa.ArrowException, OSError, KeyError) as error:
-        summary.notes.append(f"queries/queries.parquet: unreadable ({error}).")
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        summary.notes.append(f"run.json: unreadable ({error}).")
         return
-    summary.query_kinds = Counter(kinds)
+    if not isinstance(record, dict):
+        summary.notes.append(f"run.json: expected a JSON object, found {type(record).__name__}.")
+        return
+    summary.run_record = record
 
 
-def read_fetch(summary: RunSummary) -> int | None:
+def find_query_list(summary: RunSummary) -> tuple[Path, str] | None:
+    """Return the query list that a run used and where the report found its path, or None when unknown.
+
+    The sources, in order: the list that matched/stats.json records (the one behind
+    the query ids of matched/), the query list that run.json records, the [queries]
+    list of the config that run.json names, and the list the query stage built here.
+    """
+    built = summary.run_dir / "queries" / "queries.parquet"
+    found = _recorded_query_list(summary)
+    if found is not None:
+        path, origin = found
+        if path.resolve() == built.resolve():
+            return path, f"built by the query stage of this run, {origin}"
+        return found
+    if built.is_file():
+        return built, "built by the query stage of this run"
+    return None
+
+
+def _recorded_query_list(summary: RunSummary) -> tuple[Path, str] | None:
+    queries = summary.stage_stats.get("matched", {}).get("queries")
+    if isinstance(queries, str):
+        return Path(queries), "recorded in matched/stats.json"
+
+    record = summary.run_record or {}
+    if isinstance(record.get("query_list"), str):
+        return Path(record["query_list"]), "recorded in run.json"
+    config_path = record.get("config")
+    if not isinstance(config_path, str):
+        return None
+    from wit_builder.pipeline.config import load_config
+
+    try:
+        config = load_config(config_path)
+    except (OSError, ValueError) as error:
+        summary.notes.append(f"run.json names the config {config_path}, which could not be read ({error}).")
+        return None
+    if config.queries.list is None:
+        return None
+    return config.queries.list, f"[queries] list of {config_path}, named in run.json"
+
+
+def read_queries(summary: RunSummary) -> None:
+    """Find the query list of the run and count its queries, by kind where the list records kinds."""
+    found = find_query_list(summary)
+    if found is None:
+        summary.notes.append(
+            "queries/queries.parquet not found, and neither run.json nor matched/stats.json names a query list, "
+            "so the query stage did not run in this folder and the query list is unknown."
+        )
+        return
+    path, origin = found
+    summary.query_list, summary.query_list_origin = path, origin
+    if not path.is_file():
+        summary.notes.append(f"the query list {path} ({origin}) is not found, so its queries are not counted.")
+        return
+    try:
+        if path.suffix == ".parquet":
+            table = pq.read_table(path, columns=["kind"]) if "kind" in pq.read_schema(path).names else None
+            summary.query_list_size = pq.ParquetFile(path).metadata.num_rows
+            if table is not None:
+                summary.query_kinds = Counter(table.column("kind").to_pylist())
+        else:
+            from wit_builder.queries.build import load_queries
+
+            summary.query_list_size = len(load_queries(path))
+    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as error:
+        summary.notes.append(f"query list {path}: unreadable ({error}).")
+
+
+def read_fetch(summary: RunSummary, table: pa.Table | None) -> int | None:
     """Count fetch statuses and caption word counts, and return the number of ok fetches."""
-    table = read_columns(summary, "fetched", ["status", "caption"])
     if table is None:
         return None
     statuses = table.column("status").to_pylist()
@@ -155,9 +258,8 @@ def read_fetch(summary: RunSummary) -> int | None:
     return summary.fetch_statuses.get(FetchStatus.OK.value, 0)
 
 
-def read_filter(summary: RunSummary) -> int | None:
+def read_filter(summary: RunSummary, table: pa.Table | None) -> int | None:
     """Count filter reasons, languages and caption lengths, and return the number of kept samples."""
-    table = read_columns(summary, "filtered", ["keep", "reason", "language", "caption_words"])
     if table is None:
         return None
     keep = table.column("keep").to_pylist()
@@ -169,23 +271,33 @@ def read_filter(summary: RunSummary) -> int | None:
     return sum(1 for kept in keep if kept)
 
 
-def read_shards(summary: RunSummary) -> int | None:
-    """List the tar shards and return the number of samples in them."""
+def read_shards(summary: RunSummary) -> tuple[int | None, dict[int, int] | None]:
+    """List the tar shards, and return the number of samples in them with their per-query counts.
+
+    The per-query counts are None when no shard's metadata has a query_ids column.
+    """
     folder = summary.run_dir / "shards"
     summary.shard_files = sorted(folder.glob("*.tar"))
     if not summary.shard_files:
         summary.notes.append("shards/: no .tar files, so the shard writer did not run or has not finished.")
-        return None
+        return None, None
     summary.shard_bytes = sum(path.stat().st_size for path in summary.shard_files)
 
     total = 0
+    per_query: dict[int, int] | None = None
     for shard in summary.shard_files:
         metadata = shard.with_suffix(".parquet")
         try:
-            total += pq.ParquetFile(metadata).metadata.num_rows
+            parquet_file = pq.ParquetFile(metadata)
+            total += parquet_file.metadata.num_rows
+            if "query_ids" in parquet_file.schema_arrow.names:
+                per_query = per_query or {}
+                column = parquet_file.read(columns=["query_ids"]).column("query_ids")
+                for query_id, count in count_query_ids(column).items():
+                    per_query[query_id] = per_query.get(query_id, 0) + count
         except (pa.ArrowException, OSError) as error:
             summary.notes.append(f"shards/{metadata.name}: unreadable or missing ({error}); its samples are not counted.")
-    return total
+    return total, per_query
 
 
 def read_balance_cap(summary: RunSummary) -> None:
@@ -199,27 +311,25 @@ def read_balance_cap(summary: RunSummary) -> None:
         summary.balance_oversample = float(stats["oversample"])
 
 
-def read_final_balance(summary: RunSummary) -> int | None:
-    """Read the per-query counts of the final balancing pass and return the samples it kept.
+def read_final_balance(summary: RunSummary) -> tuple[int | None, dict[int, int] | None]:
+    """Read the outputs of the final balancing pass, and return the samples it kept with their per-query counts.
 
-    Runs written before the final pass existed have no final_balance folder, and get no note.
+    Runs with stages run one by one, and runs written before the final pass existed,
+    have no final_balance folder and get no note.
     """
-    path = summary.run_dir / "final_balance" / "query_counts.parquet"
-    if not path.is_file():
-        return None
-    try:
-        table = pq.read_table(path, columns=["survivors", "kept"])
-    except (pa.ArrowException, OSError, KeyError) as error:
-        summary.notes.append(f"final_balance/query_counts.parquet: unreadable ({error}).")
-        return None
-    survivors = table.column("survivors").to_pylist()
-    kept = table.column("kept").to_pylist()
-    summary.survivor_query_counts = sorted((count for count in survivors if count), reverse=True)
-    summary.final_query_counts = sorted((count for count in kept if count), reverse=True)
+    folder = summary.run_dir / "final_balance"
+    stats = summary.stage_stats.get("final_balance", {})
+    summary.final_balance_ran = folder.is_dir() and (bool(stats) or (folder / "query_counts.parquet").is_file())
+    if not summary.final_balance_ran:
+        return None, None
+    if isinstance(stats.get("mode"), str):
+        summary.final_balance_mode = stats["mode"]
+    if isinstance(stats.get("cap"), int):
+        summary.final_balance_cap = stats["cap"]
 
-    counts = summary.stage_stats.get("final_balance", {}).get("counts")
-    total = counts.get("kept") if isinstance(counts, dict) else None
-    return total if isinstance(total, int) else None
+    counts = read_final_counts(folder / "query_counts.parquet", summary.notes)
+    kept = stats.get("counts", {}).get("kept") if isinstance(stats.get("counts"), dict) else None
+    return (kept if isinstance(kept, int) else None), (None if counts is None else counts[1])
 
 
 def read_train(summary: RunSummary) -> None:
@@ -253,20 +363,38 @@ def collect_run(run_dir: str | Path) -> RunSummary:
     summary = RunSummary(run_dir=run_dir)
 
     read_stage_stats(summary)
+    read_run_record(summary)
     read_queries(summary)
     candidates = count_rows(summary, "candidates")
     if candidates is None:
         summary.notes.append("candidates/: no part-*.parquet files, so the harvest stage did not run in this folder.")
     matched_table = read_columns(summary, "matched", ["query_ids"])
     balanced_table = read_columns(summary, "balanced", ["query_ids"])
-    summary.matched_query_counts = per_query_counts(summary, "matched", matched_table)
-    summary.balanced_query_counts = per_query_counts(summary, "balanced", balanced_table)
     read_balance_cap(summary)
-    fetched_ok = read_fetch(summary)
-    kept = read_filter(summary)
-    final_kept = read_final_balance(summary)
-    in_shards = read_shards(summary)
+    fetched_table = read_columns(summary, "fetched", ["key", "status", "caption"], optional={"query_ids": QUERY_IDS_TYPE})
+    filtered_table = read_columns(summary, "filtered", ["key", "keep", "reason", "language", "caption_words"])
+    fetched_ok = read_fetch(summary, fetched_table)
+    kept = read_filter(summary, filtered_table)
+    final_kept, final_counts = read_final_balance(summary)
+    in_shards, shard_counts = read_shards(summary)
     read_train(summary)
+
+    # Fetched files written before the query_ids column existed give no per-query counts.
+    survivors = None
+    if fetched_table is not None and filtered_table is not None and fetched_table.column("query_ids").null_count < fetched_table.num_rows:
+        survivors = survivor_counts(fetched_table, filtered_table)
+    steps = [
+        (MATCHED_STEP, per_query_counts(summary, "matched", matched_table)),
+        (BALANCED_STEP, per_query_counts(summary, "balanced", balanced_table)),
+        (SURVIVORS_STEP, survivors),
+        (FINAL_STEP, final_counts),
+        (SHARDS_STEP, shard_counts),
+    ]
+    summary.query_steps = [QueryStep(label, counts) for label, counts in steps if counts is not None]
+    summary.top_queries = top_query_ids(summary.query_steps)
+    summary.query_names = read_query_names(
+        summary.run_dir / "matched" / "query_counts.parquet", summary.query_list, summary.top_queries, summary.notes
+    )
 
     summary.funnel = [
         FunnelStep("candidates", candidates),
@@ -276,7 +404,7 @@ def collect_run(run_dir: str | Path) -> RunSummary:
         FunnelStep("kept after filter", kept),
         FunnelStep("in shards", in_shards),
     ]
-    if final_kept is not None:
+    if summary.final_balance_ran:
         summary.funnel.insert(-1, FunnelStep("after final balance", final_kept))
     logger.info("collected %s: %d note(s)", run_dir, len(summary.notes))
     return summary

@@ -9,7 +9,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from wit_builder.report.collect import RunSummary, collect_run
+from wit_builder.report.collect import SHARDS_STEP, SURVIVORS_STEP, RunSummary, collect_run
 from wit_builder.report.plots import plot_caption_lengths, plot_counts, plot_funnel, plot_query_counts
 from wit_builder.report.samples import read_thumbnails
 
@@ -86,16 +86,35 @@ def funnel_section(summary: RunSummary, out: Path) -> str:
         if step.count is not None:
             previous = step.count
     plot = plot_funnel(summary.funnel, out / "funnel.png")
-    queries = ""
-    if summary.query_kinds:
-        kinds = sorted(summary.query_kinds.items())
-        queries = "<h3>Queries</h3>" + table(["kind", "queries"], [[kind, f"{count:,}"] for kind, count in kinds] + [["total", f"{sum(summary.query_kinds.values()):,}"]])
     return (
         '<h2 id="funnel">Funnel</h2>'
         + table(["step", "samples", "of previous known step"], rows)
         + image(plot, "funnel")
-        + queries
+        + queries_section(summary)
     )
+
+
+def queries_section(summary: RunSummary) -> str:
+    """Describe the query list of the run: its path, where the report found it, and its size by kind."""
+    if summary.query_list is None:
+        return ""
+    size = "" if summary.query_list_size is None else f", {summary.query_list_size:,} queries"
+    text = f'<h3 id="queries">Queries</h3><p>Query list: {escape(summary.query_list)} ({escape(summary.query_list_origin)}{size}).</p>'
+    if summary.query_kinds:
+        kinds = sorted(summary.query_kinds.items())
+        rows = [[kind, f"{count:,}"] for kind, count in kinds] + [["total", f"{sum(summary.query_kinds.values()):,}"]]
+        text += table(["kind", "queries"], rows)
+    return text
+
+
+def run_record_text(summary: RunSummary) -> str:
+    """Describe the last `wit run` recorded in run.json, or return "" without one."""
+    record = summary.run_record
+    if not record:
+        return ""
+    stages = record.get("stages")
+    stages_text = ", ".join(str(stage) for stage in stages) if isinstance(stages, list) else "unknown"
+    return f'<p class="muted">Last `wit run` (run.json): config {escape(record.get("config", "unknown"))}, stages {escape(stages_text)}.</p>'
 
 
 def counts_rows(counts, total: int) -> list[list[object]]:
@@ -145,20 +164,53 @@ def balance_rule_text(summary: RunSummary) -> str:
         )
     oversample = ""
     if summary.balance_oversample and summary.balance_oversample > 1:
-        oversample = (
-            f" The first balance kept up to t x {summary.balance_oversample:g} per query, and the final pass "
-            "after fetch and filter balanced the surviving samples with t."
-        )
+        oversample = f" The first balance kept up to t x {summary.balance_oversample:g} per query."
     return f"<p>Balancing threshold t = {summary.balance_cap:,} samples per query. {rule}{oversample}</p>"
 
 
+def final_pass_text(summary: RunSummary) -> str:
+    """Say whether the final balancing pass ran in this folder."""
+    if summary.final_balance_ran:
+        details = []
+        if summary.final_balance_mode:
+            details.append(f"mode {summary.final_balance_mode}")
+        if summary.final_balance_cap is not None:
+            details.append(f"t = {summary.final_balance_cap:,}")
+        settings = f" ({', '.join(details)})" if details else ""
+        return (
+            f"<p>The final balancing pass ran{escape(settings)}: final_balance/ contains its decisions, which balance "
+            "the samples that survived fetch and filter before the shards are written.</p>"
+        )
+    later_steps = {SURVIVORS_STEP, SHARDS_STEP} & {step.label for step in summary.query_steps}
+    if not later_steps:
+        return ""
+    return (
+        '<p class="note">No final_balance/ folder, so the final balancing pass did not run in this folder. '
+        "`wit run` runs it before writing shards. Stages run one by one skip it, so `wit shards` writes "
+        "every sample that the filter kept.</p>"
+    )
+
+
+def top_queries_table(summary: RunSummary) -> str:
+    """Build the table of the top queries with their sample counts at every step found in the run."""
+    if not summary.top_queries:
+        return ""
+    steps = summary.query_steps
+    header = ["#", "query", "id"] + [step.label for step in steps]
+    rows = []
+    for rank, query_id in enumerate(summary.top_queries, start=1):
+        counts = [f"{step.counts.get(query_id, 0):,}" for step in steps]
+        rows.append([rank, summary.query_names.label(query_id), query_id] + counts)
+    ranked_by = next(step.label for step in steps if step.counts)
+    return (
+        f'<h3 id="top-queries">Top {len(rows)} queries, ranked by their samples at the step "{escape(ranked_by)}"</h3>'
+        + f"<p>Steps found in this run: {escape(', '.join(step.label for step in steps))}.</p>"
+        + table(header, rows)
+    )
+
+
 def balance_section(summary: RunSummary, out: Path) -> str:
-    series = [
-        ("matched", summary.matched_query_counts),
-        ("first balance", summary.balanced_query_counts),
-        ("after fetch and filter", summary.survivor_query_counts),
-        ("after the final pass", summary.final_query_counts),
-    ]
+    series = [(step.label, step.sorted_counts()) for step in summary.query_steps]
     if not any(counts for _, counts in series):
         return '<h2 id="balance">Samples per query</h2><p class="note">No matched or balanced samples in this run.</p>'
     plot = plot_query_counts(series, summary.balance_cap, out / "query_counts.png")
@@ -170,8 +222,10 @@ def balance_section(summary: RunSummary, out: Path) -> str:
         '<h2 id="balance">Samples per query</h2>'
         + "<p>A sample that matches several queries counts once for each of them.</p>"
         + balance_rule_text(summary)
+        + final_pass_text(summary)
         + table(["stage", "queries with samples", "max per query", "median per query", "query matches"], rows)
         + image(plot, "samples per query")
+        + top_queries_table(summary)
     )
 
 
@@ -296,6 +350,7 @@ def write_report(run_dir: str | Path) -> Path:
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>wit-builder report: {escape(summary.run_dir.name)}</title><style>{STYLE}</style></head><body>"
         f"<h1>wit-builder run report</h1><p class=\"muted\">{escape(summary.run_dir.resolve())}, generated {generated}</p>"
+        + run_record_text(summary)
         + shards
         + notes
         + "".join(sections)
