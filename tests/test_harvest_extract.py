@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from urllib.parse import urljoin
+
 import pytest
 
 from wit_builder.harvest.decode import declared_charset, decode_html, sniff_charset
@@ -246,6 +249,19 @@ def test_image_urls_normalized(reference, expected):
                                        "mailto:someone@example.com", "ftp://example.com/a.jpg"])
 def test_invalid_urls_rejected(reference):
     assert resolve_url(reference, PAGE) is None
+
+
+RELATIVE_REFERENCES = ["a.jpg", "./a.jpg", "../a.jpg", "../../../../a.jpg", ".", "..", "?q=1", "?", "#f", "#",
+                       "a?b#c", "a/b/../c", ";p", "a;p/b", "%2e%2e/x", "~u/x", "1a:b", "x:80", "img.png:large",
+                       "foo/bar:baz", "a:b", "http:foo", "HTTP://Ex.com/x", "mailto:x", "a b.jpg"]
+BASE_URLS = ["http://h", "http://h/", "http://h/a/b", "http://h/a/b/", "http://h/a/b?x=1#f", "https://u:p@h:8080/a;p/b;q?x",
+             "HTTP://H/a/b", "http://h/a/../b/c", "http://[::1]/a/b", "ftp://h/a/b", "http://h?x", "http://h/a/b#frag"]
+
+
+@pytest.mark.parametrize(("reference", "base_url"), list(itertools.product(RELATIVE_REFERENCES, BASE_URLS)))
+def test_relative_join_agrees_with_urljoin(reference, base_url):
+    # resolve_url joins references without a scheme itself, so it must give what urljoin gives.
+    assert resolve_url(reference, base_url) == normalize_url(urljoin(base_url, reference))
 
 
 def test_spellings_of_one_url_give_one_candidate():

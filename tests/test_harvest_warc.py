@@ -182,6 +182,39 @@ def test_corrupt_member_stops_with_offset(sample_warc, tmp_path):
     assert {row.page_url for row in rows} == {"http://003338.cn/l41/481397.html", "http://01spb.ru/company/"}
 
 
+@pytest.mark.parametrize("damage", ["cut", "trailer", "corrupt", "padding", "plain-cut"])
+def test_local_file_and_stream_find_same_damage(sample_warc, tmp_path, damage):
+    members = read_members(sample_warc)
+    whole = b"".join(member.raw for member in members)
+    if damage == "cut":
+        data = whole[: members[5].offset + 100]
+    elif damage == "trailer":
+        data = whole[: members[7].offset - 3]
+    elif damage == "corrupt":
+        broken = members[8].raw[:20] + bytes(byte ^ 0x55 for byte in members[8].raw[20:200]) + members[8].raw[200:]
+        data = whole[: members[8].offset] + broken + whole[members[9].offset :]
+    elif damage == "padding":
+        data = whole + b"\x00" * 100
+    else:
+        plain = b"".join(member.content for member in members)
+        data = plain[: len(plain) // 2]
+    path = tmp_path / "damaged.warc.gz"
+    path.write_bytes(data)
+    options = ArchiveOptions(progress=False)
+
+    # A local path is read by FastWARC directly, and a file:// URI through a pyarrow stream.
+    local = harvest_input(HarvestInput(str(path), ArchiveFormat.WARC), tmp_path / "local.parquet", options)
+    streamed = harvest_input(HarvestInput(path.resolve().as_uri(), ArchiveFormat.WARC), tmp_path / "stream.parquet", options)
+
+    assert local.status == streamed.status
+    assert local.offset == streamed.offset
+    assert local.error == streamed.error
+    assert local.stats.extra["records"] == streamed.stats.extra["records"]
+    assert local.stats.candidates == streamed.stats.candidates
+    if local.status != "failed":
+        assert local.bytes_read == streamed.bytes_read == len(data)
+
+
 def test_padding_after_last_member_is_clean_end(sample_warc, tmp_path):
     outcome, _rows = harvest_bytes(tmp_path, sample_warc.read_bytes() + b"\x00" * 512 + b"\r\n")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -239,3 +241,20 @@ def test_wet_records_without_language_counted(whirlwind, tmp_path):
 
     assert outcome.text.records == 2
     assert dict(outcome.text.languages) == {"spa": 1, "undetected": 1}
+
+
+def test_wat_command_imports_no_crawler(whirlwind, tmp_path):
+    # Start-up is a large part of a run over one WAT file, so `wit harvest wat` must not import the
+    # crawler's HTTP stack, the HTML charset detector or the process pool it never uses.
+    heavy = ["aiohttp", "asyncio", "wit_builder.harvest.crawler", "charset_normalizer", "multiprocessing", "tqdm"]
+    script = (
+        "import sys\n"
+        "from wit_builder.cli import main\n"
+        f"code = main(['-q', 'harvest', 'wat', {str(whirlwind / 'whirlwind.warc.wat.gz')!r}, '--out', {str(tmp_path / 'out')!r}])\n"
+        f"print(code, [name for name in {heavy!r} if name in sys.modules])\n"
+    )
+
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["0", "[]"]

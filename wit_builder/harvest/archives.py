@@ -9,10 +9,9 @@ partition. With ``workers`` above 1 the inputs are read in parallel processes.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
-import multiprocessing
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from wit_builder.harvest.reader import ArchiveReader
 from wit_builder.harvest.sources import ArchiveFormat, HarvestInput, InputOpenError, StreamConfig, open_input
@@ -56,7 +54,7 @@ class ArchiveOptions:
     workers: int = 1
     #: ``source`` value of the candidates; None uses the format name ("warc" or "wat").
     source: str | None = None
-    #: Show a progress bar of the records read.
+    #: Show a progress bar of the records read when standard error is a terminal.
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -195,19 +193,28 @@ class CandidateWriter:
 
 
 class _RecordProgress:
-    """A tqdm bar of records read, updated every few thousand records to keep its cost low."""
+    """A tqdm bar of records read, updated every few thousand records to keep its cost low.
+
+    The bar is shown only when standard error is a terminal, where it is redrawn in place.
+    Elsewhere, such as in a log file, each redraw would be a new line, and tqdm is not imported.
+    """
 
     def __init__(self, name: str, enabled: bool):
-        self._bar = tqdm(desc=name, unit=" records", leave=False, disable=not enabled)
+        self._bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(desc=name, unit=" records", leave=False)
         self._reported = 0
 
     def update(self, records: int) -> None:
-        if records - self._reported >= 2000:
+        if self._bar is not None and records - self._reported >= 2000:
             self._bar.update(records - self._reported)
             self._reported = records
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 def harvest_input(item: HarvestInput, out_path: str | os.PathLike, options: ArchiveOptions | None = None) -> InputOutcome:
@@ -344,6 +351,12 @@ def harvest_inputs(
 
 
 def _harvest_in_processes(inputs: list[HarvestInput], paths: list[Path], options: ArchiveOptions) -> list[InputOutcome]:
+    # Imported here because a run of one process, the common case for a single input, needs none of them.
+    import concurrent.futures
+    import multiprocessing
+
+    from tqdm import tqdm
+
     # Per-input progress bars of several processes would overwrite each other, so only the parent shows one.
     worker_options = ArchiveOptions(**{**options.__dict__, "progress": False})
     context = multiprocessing.get_context("spawn")

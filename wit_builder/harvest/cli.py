@@ -6,9 +6,6 @@ import argparse
 import logging
 from pathlib import Path
 
-from wit_builder.harvest.crawler import CrawlConfig, CrawlFolderInUseError, crawl_folder
-from wit_builder.net.client import HttpConfig
-
 logger = logging.getLogger(__name__)
 
 
@@ -28,7 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Crawl breadth-first from seed URLs, honouring robots.txt for the token \"wit-builder\" and spacing "
             "the requests to each host. The frontier is kept in OUT/frontier.sqlite, so rerunning the same "
-            "command after an interruption resumes the crawl."
+            "command after an interruption resumes the crawl. SIGINT or SIGTERM stops the crawl after it writes "
+            "the finished pages and stats.json. A resumed crawl requests failed URLs again when a setting that "
+            "caused the failure was loosened: --allow-private, --max-page-bytes, --max-crawl-delay or --timeout."
         ),
     )
     crawl_parser.add_argument("urls", nargs="*", metavar="URL", help="seed URLs")
@@ -105,6 +104,10 @@ def read_seeds(urls: list[str], seeds_file: Path | None) -> list[str]:
 
 
 def run_crawl(args: argparse.Namespace) -> int:
+    # The crawler and its HTTP stack (aiohttp) take about 0.2 s to import, and the archive commands never use them.
+    from wit_builder.harvest.crawler import CrawlConfig, CrawlFolderInUseError, CrawlStopped, crawl_folder
+    from wit_builder.net.client import HttpConfig
+
     seeds = read_seeds(args.urls, args.seeds)
     http = HttpConfig(
         contact_url=args.user_agent_contact,
@@ -126,10 +129,16 @@ def run_crawl(args: argparse.Namespace) -> int:
     )
     args.interrupt_note = "finished pages are kept in --out; rerun the same command to resume the crawl"
     try:
-        stats = crawl_folder(seeds, args.out, config, restart=args.restart)
+        stats = crawl_folder(seeds, args.out, config, restart=args.restart, stop_on_signals=True)
     except CrawlFolderInUseError as error:
         logger.error("%s", error)
         return 2
+    except CrawlStopped as stopped:
+        logger.warning(
+            "crawl stopped by %s; finished pages and stats.json are in %s, rerun the same command to resume",
+            stopped.signal_name, args.out,
+        )
+        return stopped.exit_code
     logger.info("wrote %d candidates from %d pages to %s", stats.candidates, stats.pages_parsed, args.out)
     return 0
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from wit_builder.harvest.decode import decode_html
 from wit_builder.harvest.urls import resolve_url
 from wit_builder.records import Candidate, TextSource, candidate_id
 
@@ -34,6 +33,8 @@ LAZY_SRCSET_ATTRIBUTES = ("data-srcset", "data-lazy-srcset")
 SVG_SUFFIXES = (".svg", ".svgz")
 
 _UNUSABLE_SCHEMES = ("data:", "javascript:", "blob:")
+_MAX_UNUSABLE_SCHEME_LENGTH = max(map(len, _UNUSABLE_SCHEMES))
+_MAX_SVG_SUFFIX_LENGTH = max(map(len, SVG_SUFFIXES))
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _CSS_SIZE = re.compile(r"(?:^|;)\s*(width|height)\s*:\s*(\d+(?:\.\d+)?)\s*px", re.IGNORECASE)
 _HTML_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:px)?\s*$", re.IGNORECASE)
@@ -66,7 +67,10 @@ def normalize_text(text: str | None) -> str:
     """Remove control characters, collapse runs of whitespace to single spaces and strip the ends."""
     if not text:
         return ""
-    return " ".join(_CONTROL_CHARACTERS.sub("", text).split())
+    # Control characters are never printable, so a printable text needs only the whitespace step.
+    if not text.isprintable():
+        text = _CONTROL_CHARACTERS.sub("", text)
+    return " ".join(text.split())
 
 
 def parse_srcset(value: str | None) -> list[SrcsetEntry]:
@@ -257,13 +261,13 @@ def base_url_of(tree: LexborHTMLParser, page_url: str) -> str:
 
 def is_unusable_reference(value: str | None) -> bool:
     """Return whether a URL reference uses a scheme that cannot be fetched (data:, javascript:, blob:)."""
-    return (value or "").strip().lower().startswith(_UNUSABLE_SCHEMES)
+    return (value or "").lstrip()[:_MAX_UNUSABLE_SCHEME_LENGTH].lower().startswith(_UNUSABLE_SCHEMES)
 
 
 def is_svg_url(url: str) -> bool:
     """Return whether a normalized URL's path ends in .svg or .svgz."""
-    path = url.split("?", 1)[0]
-    return path.lower().endswith(SVG_SUFFIXES)
+    path = url.partition("?")[0]
+    return path[-_MAX_SVG_SUFFIX_LENGTH:].lower().endswith(SVG_SUFFIXES)
 
 
 def _drop_reason(image: LexborNode, reference: str | None, url: str | None) -> str | None:
@@ -306,6 +310,13 @@ def add_candidates(
         )
 
 
+def _decode(html: bytes) -> str:
+    # Imported here because charset_normalizer takes about 10 ms to import and the WAT harvest never decodes HTML.
+    from wit_builder.harvest.decode import decode_html
+
+    return decode_html(html)
+
+
 def extract_page(
     html: bytes | str,
     page_url: str,
@@ -318,7 +329,7 @@ def extract_page(
     ``content_language`` is the HTTP Content-Language header, used when the page declares no language itself.
     """
     if isinstance(html, bytes):
-        html = decode_html(html)
+        html = _decode(html)
     tree = LexborHTMLParser(html)
     result = PageExtraction(language=page_language(tree, content_language))
     base_url = base_url_of(tree, page_url)
@@ -362,7 +373,7 @@ def extract_candidates(html: bytes | str, page_url: str, source: str) -> list[Ca
 def extract_links(html: bytes | str, page_url: str) -> list[str]:
     """Return the distinct http(s) targets of the page's ``<a href>`` links, fragments removed, in page order."""
     if isinstance(html, bytes):
-        html = decode_html(html)
+        html = _decode(html)
     tree = LexborHTMLParser(html)
     return _links(tree, base_url_of(tree, page_url))
 

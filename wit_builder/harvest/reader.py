@@ -2,12 +2,16 @@
 
 FastWARC 2.0 reads old versions (WARC/0.17, 0.18) and new ones (1.0, 1.1) alike, and in quirks
 mode it also reads headers with bare LF line ends. It stops silently at the end of a truncated
-gzip member, so this module checks the end of the stream itself. It keeps the compressed bytes
-since the start of the last record, and after the last record it checks that they form complete
-gzip members (or, for an uncompressed file, complete records). A problem becomes an
-``ArchiveDamage`` with the byte offset of the first incomplete record. A stream that fails to
-read (a dropped connection) or to decompress stops the iteration with such a damage too, and
-every record before it stays usable.
+gzip member, so this module checks the end of the stream itself. After the last record, the
+compressed bytes from the start of that record on must form complete gzip members (or, for an
+uncompressed file, complete records). A problem becomes an ``ArchiveDamage`` with the byte
+offset of the first incomplete record. A stream that fails to read (a dropped connection) or to
+decompress stops the iteration with such a damage too, and every record before it stays usable.
+
+A regular local file is read by FastWARC from its path, without Python in between, and the
+check reads the file's last bytes again once at the end. Any other stream (HTTP, pyarrow file
+systems) goes through ``TrackedStream``, which keeps the bytes since the start of the last
+record for the check.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 import collections
 import io
 import logging
+import os
 import re
+import stat
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
@@ -117,6 +123,66 @@ class TrackedStream(io.RawIOBase):
         return self.keep_from, data[skip:]
 
 
+class LocalFile:
+    """A regular file that FastWARC reads from its path, with the head and tail reads of the end check.
+
+    It offers the same ``head``, ``keep_from``, ``position`` and ``tail`` as ``TrackedStream``,
+    but reads the tail from the file only when the reader asks for it, after the last record.
+    """
+
+    def __init__(self, handle: BinaryIO, max_tail_bytes: int = MAX_TAIL_BYTES):
+        self.path = os.fsdecode(handle.name)
+        self.keep_from = 0
+        self._handle = handle
+        self._max_tail_bytes = max_tail_bytes
+        self.head = self._read_at(0, 64)
+        self.position = 0
+
+    def finish(self, end: int | None = None) -> None:
+        """Set ``position`` to ``end``, or to the size of the file when the reading reached its end."""
+        if end is None:
+            try:
+                end = self._size()
+            except StreamReadError:
+                end = self.keep_from
+        self.position = end
+
+    def tail(self) -> tuple[int, bytes] | None:
+        """Return ``keep_from`` and the file's bytes from there on, or None when they are more than the limit."""
+        offset, data, complete = self.window()
+        return (offset, data) if complete else None
+
+    def window(self) -> tuple[int, bytes, bool]:
+        """Return ``keep_from``, up to the limit of bytes from there on, and whether they reach the end of the file."""
+        remaining = self._size() - self.keep_from
+        data = self._read_at(self.keep_from, min(remaining, self._max_tail_bytes))
+        return self.keep_from, data, remaining <= self._max_tail_bytes
+
+    def _size(self) -> int:
+        try:
+            return os.fstat(self._handle.fileno()).st_size
+        except OSError as error:
+            raise StreamReadError(f"{type(error).__name__}: {error}") from error
+
+    def _read_at(self, offset: int, size: int) -> bytes:
+        try:
+            self._handle.seek(offset)
+            return self._handle.read(max(size, 0))
+        except OSError as error:
+            raise StreamReadError(f"{type(error).__name__}: {error}") from error
+
+
+def regular_file(stream: BinaryIO) -> bool:
+    """Return whether ``stream`` is a seekable regular file opened by path, which FastWARC can open itself."""
+    name = getattr(stream, "name", None)
+    if not isinstance(name, (str, bytes)) or not hasattr(stream, "fileno"):
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode) and stream.seekable()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
 def first_bad_member(data: bytes) -> tuple[int, str] | None:
     """Return the position of the first gzip member in ``data`` that is cut short or corrupt, with that kind.
 
@@ -192,7 +258,13 @@ class ArchiveReader:
         self.parse_http = parse_http
         self.records = 0
         self.damage: ArchiveDamage | None = None
-        self._stream = TrackedStream(stream)
+        self._stream: TrackedStream | LocalFile
+        if regular_file(stream):
+            self._stream = LocalFile(stream)
+            self._source: BinaryIO | str = self._stream.path
+        else:
+            self._stream = TrackedStream(stream)
+            self._source = self._stream
         self._record_offset = 0
 
     @property
@@ -201,25 +273,44 @@ class ArchiveReader:
         return self._stream.position
 
     def __iter__(self) -> Iterator[WarcRecord]:
-        records = iter(ArchiveIterator(self._stream, parse_http=self.parse_http, quirks_mode=True))
-        while self.damage is None:
-            try:
-                record = next(records)
-            except StopIteration:
-                break
-            except StreamReadError as error:
-                self._set_damage("read_error", self._record_offset, f"reading the input failed: {error}")
-                break
-            except OSError as error:
-                self._on_parse_error(error)
-                break
+        # A tracked stream keeps the bytes from the start of the current record on; a local file is read again at the end.
+        tracked = self._stream if isinstance(self._stream, TrackedStream) else None
+        records = iter(ArchiveIterator(self._source, parse_http=self.parse_http, quirks_mode=True))
+        try:
+            while self.damage is None:
+                try:
+                    record = next(records)
+                except StopIteration:
+                    break
+                except StreamReadError as error:
+                    self._set_damage("read_error", self._record_offset, f"reading the input failed: {error}")
+                    break
+                except OSError as error:
+                    self._stream.keep_from = self._record_offset
+                    self._on_parse_error(error)
+                    break
 
-            self._record_offset = self._stream.keep_from = record.stream_pos
-            self.records += 1
-            yield record
+                self._record_offset = record.stream_pos
+                if tracked is not None:
+                    tracked.keep_from = self._record_offset
+                self.records += 1
+                yield record
 
-        if self.damage is None:
-            self._check_end()
+            if self.damage is None:
+                self._stream.keep_from = self._record_offset
+                self._finish_local()
+                self._check_end()
+        except StreamReadError as error:
+            # Reading the head or tail of a local file again failed.
+            self._set_damage("read_error", self._record_offset, f"reading the input failed: {error}")
+        finally:
+            self._finish_local()
+
+    def _finish_local(self) -> None:
+        """Set a local file's ``position``: its size, unless reading stopped early at corrupt bytes."""
+        if isinstance(self._stream, LocalFile):
+            stopped_early = self.damage is not None and self.damage.kind != "truncated"
+            self._stream.finish(self.damage.offset if stopped_early else None)
 
     def read_payload(self, record: WarcRecord, max_bytes: int) -> tuple[bytes, bool] | None:
         """Return up to ``max_bytes`` of a record's payload and whether it was cut there.
@@ -252,19 +343,25 @@ class ArchiveReader:
             self._set_damage("corrupt", 0, f"{self._describe_unreadable_start()} ({error})")
             return
 
-        tail = self._stream.tail()
-        if tail is not None and self._stream.head.startswith(GZIP_MAGIC):
-            offset, data = tail
+        if isinstance(self._stream, LocalFile):
+            # The rest of a large file can be long, so only its start is checked: the bad member follows the last record.
+            offset, data, complete = self._stream.window()
+        else:
+            tail = self._stream.tail()
+            offset, data, complete = (tail[0], tail[1], True) if tail is not None else (0, b"", False)
+        if data and self._stream.head.startswith(GZIP_MAGIC):
             bad = first_bad_member(data)
-            if bad is None:
+            if bad is None and complete:
                 # Only padding follows the last member, which is a clean end.
                 return
-            position, kind = bad
-            if kind == "truncated":
-                self._on_truncation(offset + position, data[position:])
-                return
-            self._set_damage("corrupt", offset + position, f"cannot decompress the archive: {error}")
-            return
+            if bad is not None:
+                position, kind = bad
+                if kind == "corrupt":
+                    self._set_damage("corrupt", offset + position, f"cannot decompress the archive: {error}")
+                    return
+                if complete:
+                    self._on_truncation(offset + position, data[position:])
+                    return
         self._set_damage("corrupt", self._record_offset, f"cannot decompress or parse the archive: {error}")
 
     def _check_end(self) -> None:

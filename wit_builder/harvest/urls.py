@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import idna
@@ -24,6 +25,8 @@ _PATH_ESCAPED = re.compile(r"[^\x21-\x7e]|[\"<>`{}]")
 _QUERY_ESCAPED = re.compile(r"[^\x21-\x7e]|[\"<>']")
 _ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 _REMOVED_FROM_REFERENCES = str.maketrans("", "", "\t\n\r")
+# A scheme as urlsplit reads it: a letter, then letters, digits, "+", "-" or ".", then a colon.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 # URLs that are already in normal form: lowercase ASCII host, no port, no dot segment, only
 # characters that need no escaping, and uppercase escapes. Most image URLs are, and skip the parsing.
 _NORMAL_URL = re.compile(
@@ -151,11 +154,44 @@ def _host_part(host_and_port: str) -> str:
     return host_and_port.rsplit(":", 1)[0] if ":" in host_and_port else host_and_port
 
 
+@dataclass(frozen=True)
+class BaseParts:
+    """The prefixes of an http(s) base URL that references are appended to.
+
+    ``scheme`` is the base's scheme, ``origin`` is ``scheme://authority``, ``directory`` is the
+    base up to the last slash of its path, and ``document`` is the base without its query.
+    ``directory`` and ``document`` are None for a base that is not an http(s) URL with a lowercase
+    scheme, whose relative references go through urljoin.
+    """
+
+    scheme: str
+    origin: str
+    directory: str | None
+    document: str | None
+
+
 @functools.lru_cache(maxsize=4096)
-def _origin(base_url: str) -> tuple[str, str]:
-    """Return the scheme and the ``scheme://host:port`` prefix of a base URL."""
+def base_parts(base_url: str) -> BaseParts:
+    """Split a base URL into the prefixes of ``BaseParts``; cached, because every link of a page has the same base."""
     parts = urlsplit(base_url)
-    return parts.scheme, f"{parts.scheme}://{parts.netloc}"
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if not base_url.startswith(("http://", "https://")) or parts.scheme not in DEFAULT_PORTS:
+        return BaseParts(parts.scheme, origin, None, None)
+    # A base without a path ("http://host") resolves "a.jpg" to "http://host/a.jpg" (RFC 3986 section 5.2.3).
+    path = parts.path or "/"
+    return BaseParts(parts.scheme, origin, origin + path[: path.rfind("/") + 1], origin + parts.path)
+
+
+def _join_relative(reference: str, base: BaseParts, base_url: str) -> str:
+    """Join a relative reference without a scheme to the base as RFC 3986 does, leaving dot segments to normalize_url."""
+    # urljoin reads a bare "?" as no query at all and keeps the base's query, and that result is kept here.
+    if base.directory is None or base.document is None or reference == "?":
+        return urljoin(base_url, reference)
+    if reference.startswith("?"):
+        return base.document + reference
+    if reference.startswith("#"):
+        return base_url.partition("#")[0] + reference
+    return base.directory + reference
 
 
 def resolve_url(reference: str, base_url: str) -> str | None:
@@ -169,15 +205,17 @@ def resolve_url(reference: str, base_url: str) -> str | None:
         before_query, mark, query = reference.partition("?")
         reference = before_query.replace("\\", "/") + mark + query
 
-    # Absolute, scheme-relative and root-relative references are the common cases and skip urljoin.
-    prefix = reference[:8].lower()
+    # Absolute, scheme-relative, root-relative and relative references without a scheme are the
+    # common cases and skip urljoin. normalize_url removes the dot segments of the joined URL.
     try:
-        if prefix.startswith(("http://", "https://")):
+        if reference.startswith(("http://", "https://")):
             absolute = reference
         elif reference.startswith("//"):
-            absolute = f"{_origin(base_url)[0]}:{reference}"
+            absolute = f"{base_parts(base_url).scheme}:{reference}"
         elif reference.startswith("/"):
-            absolute = _origin(base_url)[1] + reference
+            absolute = base_parts(base_url).origin + reference
+        elif reference and _SCHEME.match(reference) is None:
+            absolute = _join_relative(reference, base_parts(base_url), base_url)
         else:
             absolute = urljoin(base_url, reference)
     except ValueError:

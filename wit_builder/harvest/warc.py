@@ -19,7 +19,6 @@ from typing import Iterator
 
 from fastwarc.warc import WarcRecord, WarcRecordType
 
-from wit_builder.harvest.decode import decode_html
 from wit_builder.harvest.extract import extract_page
 from wit_builder.harvest.reader import ArchiveReader
 from wit_builder.harvest.stats import HarvestStats
@@ -203,6 +202,9 @@ def iter_html_pages(reader: ArchiveReader, stats: HarvestStats, max_page_bytes: 
 def harvest_warc_stream(reader: ArchiveReader, add_candidates, stats: HarvestStats, source: str = SOURCE,
                         max_page_bytes: int = MAX_HTML_BYTES) -> None:
     """Extract the candidates of every HTML page of a WARC stream and pass each page's list to ``add_candidates``."""
+    # Imported here, not at the top, because the WAT harvest imports this module and never decodes HTML.
+    from wit_builder.harvest.decode import decode_html
+
     for page in iter_html_pages(reader, stats, max_page_bytes):
         html = decode_html(page.body, page.content_type)
         extraction = extract_page(html, page.url, source, with_links=False, content_language=page.content_language)

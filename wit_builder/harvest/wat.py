@@ -48,22 +48,22 @@ def extract_wat_page(page: WatPage, source: str = SOURCE) -> PageExtraction:
     if page.base:
         base_url = resolve_url(page.base, page.url) or page.url
     seen: set[str] = set()
+    dropped = result.dropped
 
     for reference, alt, title in page.images:
-        result.images += 1
         reference = reference.strip() if reference else ""
         if not reference:
-            result.dropped["no_url"] += 1
+            dropped["no_url"] += 1
             continue
         if is_unusable_reference(reference):
-            result.dropped["unsupported_scheme"] += 1
+            dropped["unsupported_scheme"] += 1
             continue
         url = resolve_url(reference, base_url)
         if url is None:
-            result.dropped["invalid_url"] += 1
+            dropped["invalid_url"] += 1
             continue
         if is_svg_url(url):
-            result.dropped["svg"] += 1
+            dropped["svg"] += 1
             continue
 
         texts = []
@@ -76,10 +76,11 @@ def extract_wat_page(page: WatPage, source: str = SOURCE) -> PageExtraction:
             if title:
                 texts.append((title, TextSource.TITLE))
         if not texts:
-            result.dropped["no_text"] += 1
+            dropped["no_text"] += 1
             continue
         result.images_with_text += 1
         add_candidates(result, seen, url, texts, page.url, source)
+    result.images = len(page.images)
     return result
 
 
