@@ -14,6 +14,9 @@ commands within a round so that a change of machine load hits all of them alike:
 Throughput is WARC records, compressed megabytes and uncompressed megabytes (10**6
 bytes) per second of wall time, from the median of the repeats. Every command is pinned
 to the same ``--cpus`` CPUs, and the 1-minute load average is recorded before each run.
+Before the timed runs, each command runs once, untimed, on a small real file, so that
+both tools start with their libraries in the page cache and with compiled bytecode.
+The timed commands run without ``PYTHONDONTWRITEBYTECODE``, as after a normal install.
 The script prints a Markdown table and writes the JSON result (every run, machine facts,
 command lines) to bench/results/.
 """
@@ -28,7 +31,6 @@ import logging
 import os
 import pstats
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,8 +38,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import make_web_inputs
-from harness import BENCH_DIR, DEFAULT_RESULTS_DIR, DEFAULT_WIT_COMMAND, MB, MIB, machine_facts, write_result
-from measure import CommandFailed, Measurement, pinned_cpus, run_measured
+from harness import (
+    BENCH_DIR,
+    MB,
+    ToolRun,
+    add_data_arguments,
+    add_run_arguments,
+    check_run_arguments,
+    machine_facts,
+    markdown_table,
+    print_result,
+    reference_summary,
+    run_rounds,
+    summarize_all,
+    write_result,
+)
+from measure import CommandFailed, pinned_cpus, run_measured
 
 logger = logging.getLogger("harvest_throughput")
 
@@ -80,30 +96,6 @@ class BenchInput:
             "uncompressed_bytes": self.uncompressed_bytes,
             "records": self.records,
             "records_by_type": self.records_by_type,
-        }
-
-
-@dataclass
-class ToolRun:
-    """One measured run of one command on one input, with the load before it and what the command reported."""
-
-    input_name: str
-    tool: str
-    repeat: int
-    load_before: tuple[float, float, float]
-    measurement: Measurement | None
-    reported: dict
-    error: str | None = None
-
-    def as_dict(self) -> dict:
-        return {
-            "input": self.input_name,
-            "tool": self.tool,
-            "repeat": self.repeat,
-            "load_before": self.load_before,
-            "measurement": self.measurement.as_dict() if self.measurement else None,
-            "reported": self.reported,
-            "error": self.error,
         }
 
 
@@ -171,6 +163,15 @@ class WitHarvest:
         return [*self.command[:-1], *profiler, "harvest", source, str(path), "--out", str(out_dir), *extra]
 
 
+def command_environment() -> dict[str, str]:
+    """Return the environment of the timed commands: this one without PYTHONDONTWRITEBYTECODE.
+
+    A normal install (pip) compiles the bytecode of every package, but wit's editable install
+    compiles it on first import, and with that variable set on every run.
+    """
+    return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
 class HarvestBench:
     """Builds the command line of each tool and runs it on one input."""
 
@@ -180,17 +181,26 @@ class HarvestBench:
         self.wit_extra = wit_extra
         self.cpus = cpus
         self.timeout_s = timeout_s
+        self.env = command_environment()
 
-    def command(self, tool: str, bench_input: BenchInput, out_dir: Path) -> list[str]:
+    def command(self, tool: str, path: Path, out_dir: Path) -> list[str]:
         if tool == "gzip":
-            return ["gzip", "-dc", str(bench_input.path)]
+            return ["gzip", "-dc", str(path)]
         if tool == "cc2dataset":
-            return [str(self.cc2dataset_python), str(CC2DATASET_SCRIPT), str(bench_input.path), "--out", str(out_dir)]
+            return [str(self.cc2dataset_python), str(CC2DATASET_SCRIPT), str(path), "--out", str(out_dir)]
         if tool == "wit-wat":
-            return self.wit.build_command("wat", bench_input.path, out_dir, self.wit_extra)
+            return self.wit.build_command("wat", path, out_dir, self.wit_extra)
         if tool == "wit-warc":
-            return self.wit.build_command("warc", bench_input.path, out_dir, self.wit_extra)
+            return self.wit.build_command("warc", path, out_dir, self.wit_extra)
         raise ValueError(f"unknown tool {tool!r}: expected one of {TOOLS}")
+
+    def warm_up(self, tool: str, path: Path) -> None:
+        """Run ``tool`` once on a small file, untimed, so that its libraries are cached and its bytecode is written."""
+        with tempfile.TemporaryDirectory(prefix="wit-bench-") as scratch:
+            command = self.command(tool, path, Path(scratch) / "out")
+            completed = subprocess.run(command, capture_output=True, env=self.env, timeout=self.timeout_s)
+            if completed.returncode != 0:
+                logger.warning("warm-up of %s on %s failed with exit status %d", tool, path, completed.returncode)
 
     def run(self, tool: str, bench_input: BenchInput, repeat: int) -> ToolRun:
         """Run ``tool`` once on ``bench_input``. A failed command is recorded in ``error``, not raised."""
@@ -198,15 +208,17 @@ class HarvestBench:
             scratch_dir = Path(scratch)
             stdout_path = scratch_dir / "stdout"
             out_dir = scratch_dir / "out"
-            command = self.command(tool, bench_input, out_dir)
+            command = self.command(tool, bench_input.path, out_dir)
             load_before = os.getloadavg()
             try:
-                measurement = run_measured(command, cpus=self.cpus, stdout_path=stdout_path, timeout_s=self.timeout_s)
+                measurement = run_measured(
+                    command, cpus=self.cpus, stdout_path=stdout_path, timeout_s=self.timeout_s, env=self.env
+                )
             except CommandFailed as error:
                 logger.error("%s on %s failed: %s", tool, bench_input.name, error)
-                return ToolRun(bench_input.name, tool, repeat, load_before, None, {}, error=str(error))
+                return ToolRun(bench_input.name, tool, repeat, None, {}, error=str(error), load_before=load_before)
             reported = _reported_work(tool, stdout_path, out_dir)
-            return ToolRun(bench_input.name, tool, repeat, load_before, measurement, reported)
+            return ToolRun(bench_input.name, tool, repeat, measurement, reported, load_before=load_before)
 
 
 def profile_wit(bench: HarvestBench, tool: str, bench_input: BenchInput, results_dir: Path, top: int) -> dict:
@@ -220,7 +232,7 @@ def profile_wit(bench: HarvestBench, tool: str, bench_input: BenchInput, results
         # repository root, the checkout's wit_builder would shadow the one that --wit-command selects.
         preexec = (lambda: os.sched_setaffinity(0, bench.cpus)) if bench.cpus else None
         completed = subprocess.run(
-            command, cwd=scratch, capture_output=True, text=True, timeout=bench.timeout_s, preexec_fn=preexec
+            command, cwd=scratch, capture_output=True, text=True, timeout=bench.timeout_s, preexec_fn=preexec, env=bench.env
         )
         if completed.returncode != 0:
             raise CommandFailed(f"profiled command failed with exit status {completed.returncode}: "
@@ -264,69 +276,56 @@ def candidates_of(summary: dict) -> tuple[int | None, int | None]:
     return None, None
 
 
-def summarize(runs: list[ToolRun], bench_input: BenchInput) -> dict:
-    """Combine the runs of one tool on one input: medians of time, maximum of memory, the range of load."""
-    measured = [run.measurement for run in runs if run.measurement is not None]
-    if not measured:
-        return {"input": bench_input.name, "tool": runs[0].tool, "error": runs[0].error}
-    wall = statistics.median(m.wall_s for m in measured)
-    cpu = statistics.median(m.cpu_s for m in measured)
-    loads = [run.load_before[0] for run in runs]
-    in_process = [run.reported.get("elapsed_s") for run in runs if run.reported.get("elapsed_s")]
-    return {
-        "input": bench_input.name,
-        "tool": runs[0].tool,
-        "runs": len(measured),
-        "failed_runs": sum(run.error is not None for run in runs),
-        "wall_s_median": round(wall, 3),
-        "wall_s_all": [round(m.wall_s, 3) for m in measured],
-        "records_per_s": round(bench_input.records / wall, 1),
-        "compressed_mb_per_s": round(bench_input.compressed_bytes / MB / wall, 2),
-        "uncompressed_mb_per_s": round(bench_input.uncompressed_bytes / MB / wall, 2),
-        "cpu_s_median": round(cpu, 3),
-        "cpu_per_wall": round(cpu / wall, 2),
-        "in_process_s_median": round(statistics.median(in_process), 3) if in_process else None,
-        "load_1min_before": {"min": min(loads), "max": max(loads)},
-        "peak_tree_pss_mib": round(max(m.peak_tree_pss_bytes for m in measured) / MIB, 1),
-        "peak_tree_rss_mib": round(max(m.peak_tree_rss_bytes for m in measured) / MIB, 1),
-        "max_process_hwm_mib": round(max(m.max_process_hwm_bytes for m in measured) / MIB, 1),
-        "rusage_maxrss_mib": round(max(m.rusage_maxrss_bytes for m in measured) / MIB, 1),
-        "max_processes": max(m.max_processes for m in measured),
-        "command": measured[-1].command,
-        "reported": runs[-1].reported,
-    }
+def add_rates(summaries: list[dict], inputs: list[BenchInput]) -> None:
+    """Add each summary's records, compressed MB and uncompressed MB per second of wall time."""
+    by_name = {bench_input.name: bench_input for bench_input in inputs}
+    for summary in summaries:
+        if "error" in summary:
+            continue
+        bench_input = by_name[summary["input"]]
+        wall = summary["wall_s_median"]
+        summary["records_per_s"] = round(bench_input.records / wall, 1)
+        summary["compressed_mb_per_s"] = round(bench_input.compressed_bytes / MB / wall, 2)
+        summary["uncompressed_mb_per_s"] = round(bench_input.uncompressed_bytes / MB / wall, 2)
 
 
-def markdown_table(inputs: list[BenchInput], summaries: list[dict]) -> str:
-    """Render the summaries as a Markdown table, with wit's speed relative to cc2dataset on the same input."""
-    lines = [
-        "| input | records | MB gz / raw | command | wall s (median) | records/s | MB/s gz | MB/s raw | "
-        "vs cc2dataset | CPU s | peak PSS MiB | candidates (before dedup) | load before |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def ratio(reference: dict | None, summary: dict, key: str) -> str:
+    """Return ``reference[key] / summary[key]`` as ``1.23x``, or an empty cell without both values."""
+    if reference is None or not reference.get(key) or not summary.get(key):
+        return ""
+    return f"{reference[key] / summary[key]:.2f}x"
+
+
+def throughput_table(inputs: list[BenchInput], summaries: list[dict]) -> str:
+    """Render the summaries as a Markdown table, with wit's speed relative to cc2dataset on the same input.
+
+    The three ratios divide cc2dataset's median wall time, CPU time and time without start-up
+    by the command's own.
+    """
+    header = ["input", "records", "MB gz / raw", "command", "wall s (median)", "records/s", "MB/s gz", "MB/s raw",
+              "vs cc2dataset: wall", "CPU", "in-process", "CPU s", "peak PSS MiB", "candidates (before dedup)",
+              "load before"]
     by_input = {bench_input.name: bench_input for bench_input in inputs}
+    rows = []
     for summary in summaries:
         bench_input = by_input[summary["input"]]
         sizes = f"{bench_input.compressed_bytes / MB:.1f} / {bench_input.uncompressed_bytes / MB:.1f}"
-        prefix = f"| {bench_input.name} | {bench_input.records:,} | {sizes} | {summary['tool']} |"
+        first = [bench_input.name, f"{bench_input.records:,}", sizes, summary["tool"]]
         if "error" in summary:
-            lines.append(f"{prefix} failed | | | | | | | | |")
+            rows.append([*first, "failed"])
             continue
-        reference = next(
-            (s for s in summaries if s["input"] == summary["input"] and s["tool"] == "cc2dataset" and "error" not in s),
-            None,
-        )
-        relative = f"{reference['wall_s_median'] / summary['wall_s_median']:.2f}x" if reference else ""
+        reference = reference_summary(summaries, summary["input"], "cc2dataset")
         written, before = candidates_of(summary)
         candidates = f"{written:,} ({before:,})" if written is not None else ""
         load = summary["load_1min_before"]
-        lines.append(
-            f"{prefix} {summary['wall_s_median']:.2f} | {summary['records_per_s']:,.0f} | "
-            f"{summary['compressed_mb_per_s']:.1f} | {summary['uncompressed_mb_per_s']:.1f} | {relative} | "
-            f"{summary['cpu_s_median']:.2f} | {summary['peak_tree_pss_mib']:.0f} | {candidates} | "
-            f"{load['min']:.1f}-{load['max']:.1f} |"
-        )
-    return "\n".join(lines)
+        rows.append([
+            *first, f"{summary['wall_s_median']:.2f}", f"{summary['records_per_s']:,.0f}",
+            f"{summary['compressed_mb_per_s']:.1f}", f"{summary['uncompressed_mb_per_s']:.1f}",
+            ratio(reference, summary, "wall_s_median"), ratio(reference, summary, "cpu_s_median"),
+            ratio(reference, summary, "in_process_s_median"), f"{summary['cpu_s_median']:.2f}",
+            f"{summary['peak_tree_pss_mib']:.0f}", candidates, f"{load['min']:.1f}-{load['max']:.1f}",
+        ])
+    return markdown_table(header, rows)
 
 
 def prepare_inputs(args: argparse.Namespace) -> list[BenchInput]:
@@ -351,39 +350,24 @@ def prepare_inputs(args: argparse.Namespace) -> list[BenchInput]:
     return selected
 
 
-def kind_of(bench_input: BenchInput) -> str:
-    return bench_input.name.rsplit("-k", 1)[0]
+def kind_of(input_name: str) -> str:
+    return input_name.rsplit("-k", 1)[0]
+
+
+def warm_up_file(tool: str, source_dir: Path) -> Path:
+    """Return the small real file that ``tool`` runs on before the timed runs."""
+    if tool == "wit-warc":
+        return source_dir / make_web_inputs.REAL_WARCS[0]
+    return source_dir / make_web_inputs.REAL_WAT
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=None, help="runs of each command on each input (default: 3)")
-    parser.add_argument(
-        "--target-mb",
-        type=float,
-        default=None,
-        help=f"compressed size of each input in MB, which sets its K (default: {make_web_inputs.DEFAULT_TARGET_MB:g})",
-    )
-    parser.add_argument("--copies", type=int, default=None, help="repeat every input K times instead of using --target-mb")
+    add_run_arguments(parser, INPUTS, TOOLS, DEFAULT_TIMEOUT_S)
+    make_web_inputs.add_size_arguments(parser, make_web_inputs.DEFAULT_TARGET_MBS)
+    parser.set_defaults(target_mb=None)
     parser.add_argument(
         "--quick", action="store_true", help=f"trial run: 1 repeat and inputs of {QUICK_TARGET_MB:g} MB unless given otherwise"
-    )
-    parser.add_argument(
-        "--inputs", default=",".join(INPUTS), help=f"comma-separated inputs to time (default: {','.join(INPUTS)})"
-    )
-    parser.add_argument(
-        "--tools", default=",".join(TOOLS), help=f"comma-separated commands to time (default: {','.join(TOOLS)})"
-    )
-    parser.add_argument(
-        "--cpus", type=int, default=2, help="pin every command to this many CPUs; 0 turns pinning off (default: 2)"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help=f"seconds before a run is killed (default: {DEFAULT_TIMEOUT_S:g})"
-    )
-    parser.add_argument(
-        "--wit-command",
-        default=DEFAULT_WIT_COMMAND,
-        help="command line that starts wit, split like a shell does (default: the project venv's wit)",
     )
     parser.add_argument("--wit-args", default="", help="extra options for both wit harvest commands, split like a shell does")
     parser.add_argument(
@@ -395,25 +379,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help="after the timed runs, run each wit command once more under cProfile, save the profile in the "
         "results folder and print its top functions by own time",
     )
-    parser.add_argument("--source-dir", type=Path, default=make_web_inputs.DEFAULT_SOURCE_DIR, help="real WARC and WAT files")
-    parser.add_argument("--data-dir", type=Path, default=make_web_inputs.DEFAULT_DATA_DIR, help="generated inputs")
-    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR, help="folder of the JSON results")
+    add_data_arguments(parser, make_web_inputs.DEFAULT_SOURCE_DIR, "folder of the real WARC and WAT files")
     args = parser.parse_args(argv)
 
-    args.inputs = [name.strip() for name in args.inputs.split(",") if name.strip()]
-    args.tools = [name.strip() for name in args.tools.split(",") if name.strip()]
-    for name in args.inputs:
-        if name not in INPUTS:
-            parser.error(f"invalid input {name!r}: expected some of {', '.join(INPUTS)}")
-    for name in args.tools:
-        if name not in TOOLS:
-            parser.error(f"invalid tool {name!r}: expected some of {', '.join(TOOLS)}")
-    if args.repeats is None:
-        args.repeats = 1 if args.quick else 3
+    check_run_arguments(parser, args, INPUTS, TOOLS)
     if args.target_mb is None:
-        args.target_mb = QUICK_TARGET_MB if args.quick else make_web_inputs.DEFAULT_TARGET_MB
-    if args.repeats < 1:
-        parser.error(f"invalid --repeats {args.repeats}: it must be at least 1")
+        args.target_mb = [QUICK_TARGET_MB] if args.quick else make_web_inputs.DEFAULT_TARGET_MBS
     if "cc2dataset" in args.tools and not args.cc2dataset_python.is_file():
         parser.error(f"cc2dataset venv not found: {args.cc2dataset_python}; run `make -C bench cc2dataset-venv` first")
     return args
@@ -434,38 +405,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     bench = HarvestBench(wit, args.cc2dataset_python, shlex.split(args.wit_args), cpus, args.timeout)
     inputs = prepare_inputs(args)
-
-    runs: list[ToolRun] = []
+    by_name = {bench_input.name: bench_input for bench_input in inputs}
     for bench_input in inputs:
-        tools = [tool for tool in args.tools if tool in TOOLS_FOR_INPUT[kind_of(bench_input)]]
-        logger.info(
-            "timing %s (%d records, %.1f MB compressed, %.1f MB uncompressed)",
-            bench_input.name,
-            bench_input.records,
-            bench_input.compressed_bytes / MB,
-            bench_input.uncompressed_bytes / MB,
-        )
-        for repeat in range(args.repeats):
-            for tool in tools:
-                run = bench.run(tool, bench_input, repeat)
-                if run.measurement is not None:
-                    logger.info(
-                        "  %s run %d: %.2f s (load %.2f before)", tool, repeat + 1, run.measurement.wall_s, run.load_before[0]
-                    )
-                runs.append(run)
+        logger.info("%s: %d records, %.1f MB compressed, %.1f MB uncompressed", bench_input.name, bench_input.records,
+                    bench_input.compressed_bytes / MB, bench_input.uncompressed_bytes / MB)
 
-    summaries = []
-    for bench_input in inputs:
-        for tool in args.tools:
-            tool_runs = [run for run in runs if run.input_name == bench_input.name and run.tool == tool]
-            if tool_runs:
-                summaries.append(summarize(tool_runs, bench_input))
+    def tools_for(input_name: str) -> list[str]:
+        return [tool for tool in args.tools if tool in TOOLS_FOR_INPUT[kind_of(input_name)]]
+
+    for tool in args.tools:
+        bench.warm_up(tool, warm_up_file(tool, args.source_dir))
+    runs = run_rounds(list(by_name), tools_for, args.repeats, lambda name, tool, repeat: bench.run(tool, by_name[name], repeat))
+    summaries = summarize_all(runs, list(by_name), args.tools)
+    add_rates(summaries, inputs)
 
     profiles = []
     if args.profile:
         for bench_input in inputs:
-            for tool in args.tools:
-                if tool.startswith("wit") and tool in TOOLS_FOR_INPUT[kind_of(bench_input)]:
+            for tool in tools_for(bench_input.name):
+                if tool.startswith("wit"):
                     logger.info("profiling %s on %s", tool, bench_input.name)
                     try:
                         profiles.append(profile_wit(bench, tool, bench_input, args.results_dir, PROFILE_TOP))
@@ -473,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                         logger.error("profiling %s on %s failed: %s", tool, bench_input.name, error)
                         profiles.append({"input": bench_input.name, "tool": tool, "error": str(error)})
 
-    table = markdown_table(inputs, summaries)
+    table = throughput_table(inputs, summaries)
     result = {
         "benchmark": "harvest_throughput",
         "machine": machine_facts(cpus),
@@ -486,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
             "wit_args": args.wit_args,
             "wit_sources_found": sorted(wit.sources),
             "cc2dataset_python": str(args.cc2dataset_python),
+            "environment_removed": ["PYTHONDONTWRITEBYTECODE"],
+            "warm_up": {tool: str(warm_up_file(tool, args.source_dir)) for tool in args.tools},
         },
         "inputs": [bench_input.as_dict() for bench_input in inputs],
         "summaries": summaries,
@@ -500,8 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{profile['tool']} on {profile['input']} under cProfile: {profile['total_s']:.2f} s, top functions by own time")
         for row in profile["top_by_own_time"]:
             print(f"  {row['own_s']:7.3f} s own {row['cumulative_s']:7.3f} s cumulative {row['calls']:9,} calls  {row['function']}")
-    print(table)
-    print(f"\nresult written to {path}")
+    print_result(path, table)
     return 1 if any("error" in summary for summary in summaries) else 0
 
 

@@ -34,12 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from harness import DEFAULT_DATA_DIR, REPO_ROOT, add_data_arguments
+
 logger = logging.getLogger(__name__)
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
 DEFAULT_SOURCE_DIR = REPO_ROOT.parent / "shared" / "data" / "wikipedia"
-DEFAULT_DATA_DIR = BENCH_DIR / "data"
 #: The largest source first: its <siteinfo> and root tag head every output.
 DEFAULT_SOURCE_NAMES = (
     "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
@@ -296,8 +295,7 @@ def source_paths(source_dir: Path, names: Iterable[str] = DEFAULT_SOURCE_NAMES) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source-dir", type=Path, default=DEFAULT_SOURCE_DIR, help="folder of the real source dumps")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="output folder (default: bench/data)")
+    add_data_arguments(parser, DEFAULT_SOURCE_DIR, "folder of the real source dumps")
     parser.add_argument(
         "--copies",
         type=int,

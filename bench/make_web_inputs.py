@@ -18,7 +18,7 @@ responses. Its ``Links`` list has one entry per ``A``, ``AREA``, ``IMG``, ``IFRA
 ``FRAME``, ``EMBED`` and ``FORM`` URL in document order, with ia-web-commons' paths
 (``IMG@/src``) and attributes (``alt`` and ``title`` for images, the anchor text
 cut to 128 characters as ``text``). ``Head`` has the title, base URL, meta, link and
-script tags. The HTML is parsed with the standard library's ``html.parser``, not with
+script tags, and the ``<html lang>`` as a meta entry named ``HTML@/lang``. The HTML is parsed with the standard library's ``html.parser``, not with
 either tool under test.
 
 NOTE: the derived WAT approximates ia-web-commons. It leaves out the CSS URLs,
@@ -43,17 +43,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-BENCH_DIR = Path(__file__).resolve().parent
-DEFAULT_SOURCE_DIR = BENCH_DIR.parent.parent / "shared" / "data" / "web"
-DEFAULT_DATA_DIR = BENCH_DIR / "data"
+from harness import DEFAULT_DATA_DIR, MB, REPO_ROOT, add_data_arguments
+
+DEFAULT_SOURCE_DIR = REPO_ROOT.parent / "shared" / "data" / "web"
 REAL_WAT = Path("commoncrawl_whirlwind") / "whirlwind.warc.wat.gz"
 REAL_WARCS = (
     Path("warcfile.warc.gz"),
     Path("commoncrawl_whirlwind") / "whirlwind.warc.gz",
     Path("enwiki-main-page-2012-post-blackout.warc.gz"),
 )
-DEFAULT_TARGET_MB = 50.0
-MB = 1_000_000
+#: Compressed sizes of the inputs in MB. Common Crawl's WAT files are several hundred MB, so the
+#: 200 MB inputs show the rate with start-up weighing about as little as in a real file, and the
+#: 50 MB inputs keep a run short.
+DEFAULT_TARGET_MBS = [50.0, 200.0]
 _CHUNK_BYTES = 16384
 
 #: Maximum length, in characters, of the anchor and title texts that ia-web-commons keeps.
@@ -204,7 +206,12 @@ class HtmlMetadataParser(html.parser.HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value for name, value in attrs if value is not None}
         name = tag.upper()
-        if name == "TITLE" and self.title is None:
+        if name == "HTML":
+            # ia-web-commons lists the <html> element's language as a meta entry named HTML@/lang.
+            for attribute in ("lang", "xml:lang"):
+                if attribute in values:
+                    self.metas.append({"name": f"HTML@/{attribute}", "content": values[attribute]})
+        elif name == "TITLE" and self.title is None:
             self._title_parts = []
         elif name == "BASE" and "href" in values:
             self.base = values["href"]
@@ -396,9 +403,9 @@ def copies_for(target_mb: float, once: list[bytes], repeated: list[bytes]) -> in
     return max(1, round((target_mb * MB - sum(map(len, once))) / repeated_bytes))
 
 
-def write_repeated(path: Path, once: list[bytes], repeated: list[bytes], copies: int) -> Path:
-    """Write ``once`` followed by ``copies`` times ``repeated``, unless ``path`` already exists."""
-    if path.is_file():
+def write_repeated(path: Path, once: list[bytes], repeated: list[bytes], copies: int, force: bool = False) -> Path:
+    """Write ``once`` followed by ``copies`` times ``repeated``, unless ``path`` already exists and ``force`` is off."""
+    if path.is_file() and not force:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -411,8 +418,14 @@ def write_repeated(path: Path, once: list[bytes], repeated: list[bytes], copies:
     return path
 
 
-def ensure_inputs(source_dir: Path, data_dir: Path, target_mb: float, copies: int | None = None) -> list[WebInput]:
-    """Write the missing inputs and return all three. ``copies`` fixes K, else each input gets the K nearest ``target_mb``."""
+def ensure_inputs(
+    source_dir: Path, data_dir: Path, target_mbs: list[float], copies: int | None = None, force: bool = False
+) -> list[WebInput]:
+    """Write the missing inputs and return them, three per size in ``target_mbs``.
+
+    ``copies`` fixes K and then one size is written. Otherwise each input gets the K whose file
+    is nearest each target size in MB. ``force`` rewrites inputs that exist already.
+    """
     for relative in (REAL_WAT, *REAL_WARCS):
         if not (source_dir / relative).is_file():
             raise FileNotFoundError(f"source file not found: {source_dir / relative}; pass --source-dir")
@@ -427,27 +440,42 @@ def ensure_inputs(source_dir: Path, data_dir: Path, target_mb: float, copies: in
     ]
 
     inputs = []
-    for kind, suffix, once, repeated in plans:
-        count = copies or copies_for(target_mb, once, repeated)
-        path = write_repeated(data_dir / f"{kind}-k{count}.{suffix}", once, repeated, count)
-        inputs.append(WebInput(kind=kind, path=path, copies=count))
+    for target_mb in target_mbs if copies is None else target_mbs[:1]:
+        for kind, suffix, once, repeated in plans:
+            count = copies or copies_for(target_mb, once, repeated)
+            path = write_repeated(data_dir / f"{kind}-k{count}.{suffix}", once, repeated, count, force)
+            inputs.append(WebInput(kind=kind, path=path, copies=count))
     return inputs
+
+
+def parse_sizes(text: str) -> list[float]:
+    """Parse a comma-separated list of sizes in MB, such as ``50,200``; raises ValueError unless each is positive."""
+    sizes = [float(item) for item in text.split(",") if item.strip()]
+    if not sizes or any(size <= 0 for size in sizes):
+        raise ValueError(f"invalid sizes {text!r}: expected positive numbers of MB separated by commas")
+    return sizes
+
+
+def add_size_arguments(parser: argparse.ArgumentParser, default: list[float]) -> None:
+    """Add ``--target-mb`` (a list of compressed sizes) and ``--copies`` (a fixed K instead)."""
+    parser.add_argument(
+        "--target-mb",
+        type=parse_sizes,
+        default=default,
+        help="comma-separated compressed sizes of the inputs in MB (10**6 bytes); each size sets its K and gets "
+        f"its own three inputs (default: {','.join(f'{size:g}' for size in default)})",
+    )
+    parser.add_argument("--copies", type=int, default=None, help="repeat every input K times instead of using --target-mb")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source-dir", type=Path, default=DEFAULT_SOURCE_DIR, help="folder of the real WARC and WAT files")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="output folder (default: bench/data)")
-    parser.add_argument(
-        "--target-mb",
-        type=float,
-        default=DEFAULT_TARGET_MB,
-        help=f"compressed size of each input in MB (10**6 bytes), which sets K (default: {DEFAULT_TARGET_MB:g})",
-    )
-    parser.add_argument("--copies", type=int, default=None, help="repeat every input K times instead of using --target-mb")
+    add_data_arguments(parser, DEFAULT_SOURCE_DIR, "folder of the real WARC and WAT files")
+    add_size_arguments(parser, DEFAULT_TARGET_MBS)
+    parser.add_argument("--force", action="store_true", help="rewrite inputs that exist already")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    for web_input in ensure_inputs(args.source_dir, args.data_dir, args.target_mb, args.copies):
+    for web_input in ensure_inputs(args.source_dir, args.data_dir, args.target_mb, args.copies, args.force):
         print(f"{web_input.kind}: {web_input.path} (K = {web_input.copies}, {web_input.path.stat().st_size / MB:.1f} MB)")
     return 0
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -30,16 +30,22 @@ from pathlib import Path
 import make_dumps
 from harness import (
     BENCH_DIR,
-    DEFAULT_RESULTS_DIR,
-    DEFAULT_WIT_COMMAND,
     MB,
-    MIB,
+    ToolRun,
     WitBuild,
+    add_data_arguments,
+    add_run_arguments,
+    check_run_arguments,
     machine_facts,
+    markdown_table,
+    print_result,
+    reference_summary,
+    run_rounds,
+    summarize_all,
     write_result,
     xml_bytes_of,
 )
-from measure import CommandFailed, Measurement, pinned_cpus, run_measured
+from measure import CommandFailed, pinned_cpus, run_measured
 
 logger = logging.getLogger("queries_throughput")
 
@@ -67,28 +73,6 @@ class BenchInput:
             "index_path": str(self.index_path) if self.index_path else None,
             "compressed_bytes": self.path.stat().st_size,
             "xml_bytes": self.xml_bytes,
-        }
-
-
-@dataclass
-class ToolRun:
-    """One measured run of one command on one input, with what the command reported about its work."""
-
-    input_name: str
-    tool: str
-    repeat: int
-    measurement: Measurement | None
-    reported: dict
-    error: str | None = None
-
-    def as_dict(self) -> dict:
-        return {
-            "input": self.input_name,
-            "tool": self.tool,
-            "repeat": self.repeat,
-            "measurement": self.measurement.as_dict() if self.measurement else None,
-            "reported": self.reported,
-            "error": self.error,
         }
 
 
@@ -129,12 +113,14 @@ class ThroughputBench:
             else:
                 raise ValueError(f"unknown tool {tool!r}: expected one of {TOOLS}")
 
+            load_before = os.getloadavg()
             try:
                 measurement = run_measured(command, cpus=self.cpus, stdout_path=stdout_path, timeout_s=self.timeout_s)
             except CommandFailed as error:
                 logger.error("%s on %s failed: %s", tool, bench_input.name, error)
-                return ToolRun(bench_input.name, tool, repeat, None, {}, error=str(error))
-            return ToolRun(bench_input.name, tool, repeat, measurement, _reported_work(tool, stdout_path, out_dir))
+                return ToolRun(bench_input.name, tool, repeat, None, {}, error=str(error), load_before=load_before)
+            return ToolRun(bench_input.name, tool, repeat, measurement, _reported_work(tool, stdout_path, out_dir),
+                           load_before=load_before)
 
 
 def _reported_work(tool: str, stdout_path: Path, out_dir: Path) -> dict:
@@ -152,60 +138,33 @@ def _reported_work(tool: str, stdout_path: Path, out_dir: Path) -> dict:
     return {}
 
 
-def summarize(runs: list[ToolRun], bench_input: BenchInput) -> dict:
-    """Combine the runs of one tool on one input: medians of time, maximum of memory."""
-    measured = [run.measurement for run in runs if run.measurement is not None]
-    if not measured:
-        return {"input": bench_input.name, "tool": runs[0].tool, "error": runs[0].error}
-    wall = statistics.median(m.wall_s for m in measured)
-    cpu = statistics.median(m.cpu_s for m in measured)
-    in_process = [run.reported.get("elapsed_s") for run in runs if run.reported.get("elapsed_s")]
-    return {
-        "input": bench_input.name,
-        "tool": runs[0].tool,
-        "runs": len(measured),
-        "failed_runs": sum(run.error is not None for run in runs),
-        "wall_s_median": round(wall, 3),
-        "wall_s_all": [round(m.wall_s, 3) for m in measured],
-        "mb_per_s": round(bench_input.xml_bytes / MB / wall, 2),
-        "cpu_s_median": round(cpu, 3),
-        "cpu_per_wall": round(cpu / wall, 2),
-        "in_process_s_median": round(statistics.median(in_process), 3) if in_process else None,
-        "peak_tree_pss_mib": round(max(m.peak_tree_pss_bytes for m in measured) / MIB, 1),
-        "peak_tree_rss_mib": round(max(m.peak_tree_rss_bytes for m in measured) / MIB, 1),
-        "max_process_hwm_mib": round(max(m.max_process_hwm_bytes for m in measured) / MIB, 1),
-        "rusage_maxrss_mib": round(max(m.rusage_maxrss_bytes for m in measured) / MIB, 1),
-        "max_processes": max(m.max_processes for m in measured),
-        "command": measured[-1].command,
-        "reported": runs[-1].reported,
-    }
+def add_rates(summaries: list[dict], inputs: list[BenchInput]) -> None:
+    """Add each summary's megabytes of XML per second of wall time."""
+    by_name = {bench_input.name: bench_input for bench_input in inputs}
+    for summary in summaries:
+        if "error" not in summary:
+            summary["mb_per_s"] = round(by_name[summary["input"]].xml_bytes / MB / summary["wall_s_median"], 2)
 
 
-def markdown_table(inputs: list[BenchInput], summaries: list[dict]) -> str:
+def throughput_table(inputs: list[BenchInput], summaries: list[dict]) -> str:
     """Render the summaries as a Markdown table, with each tool's speed relative to gensim on the same input."""
-    lines = [
-        "| input | XML MB | command | wall s (median) | MB/s | vs gensim | CPU s | CPU/wall | peak PSS MiB (tree) | "
-        "peak RSS MiB (largest process) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    header = ["input", "XML MB", "command", "wall s (median)", "MB/s", "vs gensim", "CPU s", "CPU/wall",
+              "peak PSS MiB (tree)", "peak RSS MiB (largest process)"]
     by_input = {bench_input.name: bench_input for bench_input in inputs}
+    rows = []
     for summary in summaries:
         bench_input = by_input[summary["input"]]
-        xml_mb = f"{bench_input.xml_bytes / MB:.1f}"
+        first = [bench_input.name, f"{bench_input.xml_bytes / MB:.1f}", summary["tool"]]
         if "error" in summary:
-            lines.append(f"| {bench_input.name} | {xml_mb} | {summary['tool']} | failed | | | | | | |")
+            rows.append([*first, "failed"])
             continue
-        gensim = next(
-            (s for s in summaries if s["input"] == summary["input"] and s["tool"] == "gensim" and "error" not in s),
-            None,
-        )
+        gensim = reference_summary(summaries, summary["input"], "gensim")
         relative = f"{summary['mb_per_s'] / gensim['mb_per_s']:.2f}x" if gensim else ""
-        lines.append(
-            f"| {bench_input.name} | {xml_mb} | {summary['tool']} | {summary['wall_s_median']:.2f} | "
-            f"{summary['mb_per_s']:.2f} | {relative} | {summary['cpu_s_median']:.2f} | {summary['cpu_per_wall']:.2f} | "
-            f"{summary['peak_tree_pss_mib']:.0f} | {summary['max_process_hwm_mib']:.0f} |"
-        )
-    return "\n".join(lines)
+        rows.append([
+            *first, f"{summary['wall_s_median']:.2f}", f"{summary['mb_per_s']:.2f}", relative, f"{summary['cpu_s_median']:.2f}",
+            f"{summary['cpu_per_wall']:.2f}", f"{summary['peak_tree_pss_mib']:.0f}", f"{summary['max_process_hwm_mib']:.0f}",
+        ])
+    return markdown_table(header, rows)
 
 
 def prepare_inputs(args: argparse.Namespace) -> list[BenchInput]:
@@ -233,7 +192,7 @@ def prepare_inputs(args: argparse.Namespace) -> list[BenchInput]:
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=None, help="runs of each command on each input (default: 3)")
+    add_run_arguments(parser, INPUTS, TOOLS, DEFAULT_TIMEOUT_S)
     parser.add_argument(
         "--copies",
         type=int,
@@ -245,48 +204,15 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help=f"trial run: 1 repeat and K={QUICK_COPIES} unless given otherwise"
     )
     parser.add_argument(
-        "--inputs", default=",".join(INPUTS), help=f"comma-separated inputs to time (default: {','.join(INPUTS)})"
-    )
-    parser.add_argument(
-        "--tools", default=",".join(TOOLS), help=f"comma-separated commands to time (default: {','.join(TOOLS)})"
-    )
-    parser.add_argument(
         "--workers", type=int, default=2, help="gensim worker processes, and wit --workers if wit has it (default: 2)"
     )
-    parser.add_argument(
-        "--cpus", type=int, default=2, help="pin every command to this many CPUs; 0 turns pinning off (default: 2)"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT_S,
-        help=f"seconds before a run is killed (default: {DEFAULT_TIMEOUT_S:g})",
-    )
-    parser.add_argument(
-        "--wit-command",
-        default=DEFAULT_WIT_COMMAND,
-        help="command line that starts wit, split like a shell does (default: the project venv's wit)",
-    )
     parser.add_argument("--gensim-python", type=Path, default=DEFAULT_GENSIM_PYTHON, help="Python of the gensim venv")
-    parser.add_argument("--source-dir", type=Path, default=make_dumps.DEFAULT_SOURCE_DIR, help="real source dumps")
-    parser.add_argument("--data-dir", type=Path, default=make_dumps.DEFAULT_DATA_DIR, help="generated dumps")
-    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR, help="folder of the JSON results")
+    add_data_arguments(parser, make_dumps.DEFAULT_SOURCE_DIR, "folder of the real source dumps")
     args = parser.parse_args(argv)
 
-    args.inputs = [name.strip() for name in args.inputs.split(",") if name.strip()]
-    args.tools = [name.strip() for name in args.tools.split(",") if name.strip()]
-    for name in args.inputs:
-        if name not in INPUTS:
-            parser.error(f"invalid input {name!r}: expected some of {', '.join(INPUTS)}")
-    for name in args.tools:
-        if name not in TOOLS:
-            parser.error(f"invalid tool {name!r}: expected some of {', '.join(TOOLS)}")
-    if args.repeats is None:
-        args.repeats = 1 if args.quick else 3
+    check_run_arguments(parser, args, INPUTS, TOOLS)
     if args.copies is None and args.quick:
         args.copies = QUICK_COPIES
-    if args.repeats < 1:
-        parser.error(f"invalid --repeats {args.repeats}: it must be at least 1")
     if "gensim" in args.tools and not args.gensim_python.is_file():
         parser.error(f"gensim venv not found: {args.gensim_python}; run `make -C bench gensim-venv` first")
     return args
@@ -300,28 +226,20 @@ def main(argv: list[str] | None = None) -> int:
     wit = WitBuild.probe(args.wit_command)
     bench = ThroughputBench(wit, args.gensim_python, args.workers, cpus, args.timeout)
     inputs = prepare_inputs(args)
+    by_name = {bench_input.name: bench_input for bench_input in inputs}
     if not wit.has("--workers"):
         logger.warning("wit queries build has no --workers option: it runs in one process")
-
-    runs: list[ToolRun] = []
     for bench_input in inputs:
-        logger.info("timing %s (%.1f MB of XML)", bench_input.name, bench_input.xml_bytes / MB)
+        logger.info("%s: %.1f MB of XML", bench_input.name, bench_input.xml_bytes / MB)
         if bench_input.index_path is not None and not wit.has("--index"):
             logger.warning("wit queries build has no --index option: it reads %s as one bz2 file", bench_input.name)
-        for repeat in range(args.repeats):
-            for tool in args.tools:
-                run = bench.run(tool, bench_input, repeat)
-                if run.measurement is not None:
-                    logger.info("  %s run %d: %.2f s", tool, repeat + 1, run.measurement.wall_s)
-                runs.append(run)
 
-    summaries = []
-    for bench_input in inputs:
-        for tool in args.tools:
-            tool_runs = [run for run in runs if run.input_name == bench_input.name and run.tool == tool]
-            summaries.append(summarize(tool_runs, bench_input))
+    runs = run_rounds(list(by_name), lambda _name: args.tools, args.repeats,
+                      lambda name, tool, repeat: bench.run(tool, by_name[name], repeat))
+    summaries = summarize_all(runs, list(by_name), args.tools)
+    add_rates(summaries, inputs)
 
-    table = markdown_table(inputs, summaries)
+    table = throughput_table(inputs, summaries)
     result = {
         "benchmark": "queries_throughput",
         "machine": machine_facts(cpus),
@@ -339,9 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [run.as_dict() for run in runs],
         "markdown": table,
     }
-    path = write_result(args.results_dir, "queries_throughput", result)
-    print(table)
-    print(f"\nresult written to {path}")
+    print_result(write_result(args.results_dir, "queries_throughput", result), table)
     return 1 if any("error" in summary for summary in summaries) else 0
 
 
