@@ -302,6 +302,29 @@ def test_language_lists_ignored():
     assert language_tag("  ") is None
 
 
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        ("en", "en"),
+        ("EN_us", "en-US"),
+        ("zh-hant-tw", "zh-Hant-TW"),
+        ("es-419", "es-419"),
+        ("de-DE-1996", "de-DE-1996"),
+        ("x-klingon", "x-klingon"),
+        ("UTF-8", None),
+        ("iso-8859-1", None),
+        ("english", None),
+    ],
+)
+def test_language_tag_syntax_and_case(declared, expected):
+    assert language_tag(declared) == expected
+
+
+def test_charset_in_content_language_pragma_ignored():
+    html = '<meta http-equiv="Content-Language" content="UTF-8"><img src="/a.jpg" alt="A">'
+    assert extract_page(html, PAGE, "test").language is None
+
+
 def test_base_without_href_ignored():
     html = '<base target="_blank"><img src="pics/a.jpg" alt="A">'
     assert pairs(html) == {("http://example.com/blog/pics/a.jpg", "A", "alt")}

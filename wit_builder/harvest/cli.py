@@ -160,8 +160,17 @@ def run_archives(args: argparse.Namespace) -> int:
     options = ArchiveOptions(stream=stream, workers=args.workers, progress=not getattr(args, "quiet", False), **page_limit)
     run = harvest_inputs(inputs, args.out, options)
 
-    for outcome in run.failed + run.truncated:
-        logger.warning("%s %s: %s", outcome.status, outcome.input.location, outcome.error)
-    logger.info("wrote %d candidates from %d HTML pages of %d inputs to %s",
-                run.total.candidates, run.total.pages_parsed, len(inputs), args.out)
-    return 1 if len(run.failed) == len(inputs) else 0
+    # Each failed or truncated input was logged when it ended; this is the summary.
+    if args.archive_format == "wet":
+        logger.info("read %d text records (%d characters) from %d inputs; WET files hold no image links, "
+                    "so their counts are under 'text' in %s", run.text.records, run.text.characters, len(inputs), args.out / "stats.json")
+    else:
+        logger.info("wrote %d candidates from %d HTML pages of %d inputs to %s",
+                    run.total.candidates, run.total.pages_parsed, len(inputs), args.out)
+    if run.failed and len(run.failed) == len(inputs):
+        logger.error("all %d inputs failed; the reasons are listed under 'failures' in %s", len(inputs), args.out / "stats.json")
+        return 1
+    if run.failed or run.truncated:
+        logger.warning("%d inputs failed and %d were cut short; see 'failures' in %s",
+                       len(run.failed), len(run.truncated), args.out / "stats.json")
+    return 0

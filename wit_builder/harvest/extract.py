@@ -220,13 +220,41 @@ def image_texts(image: LexborNode) -> list[tuple[str, TextSource]]:
     return [(text, source) for text, source in texts if text]
 
 
+# The syntax of RFC 5646 (BCP 47) language tags: language and extended language subtags,
+# script, region, variants, extensions and private use, or a tag that starts with x- or i-.
+_LANGUAGE_TAG = re.compile(
+    r"^(?:[a-z]{2,3}(?:-[a-z]{3}){0,3}"
+    r"(?:-[a-z]{4})?"
+    r"(?:-(?:[a-z]{2}|\d{3}))?"
+    r"(?:-(?:[a-z0-9]{5,8}|\d[a-z0-9]{3}))*"
+    r"(?:-[a-wyz0-9](?:-[a-z0-9]{2,8})+)*"
+    r"(?:-x(?:-[a-z0-9]{1,8})+)?"
+    r"|[ix](?:-[a-z0-9]{1,8})+)$",
+    re.IGNORECASE,
+)
+
+
 def language_tag(value: str | None) -> str | None:
-    """Return a declared language tag with ``_`` read as ``-``, or None when it is empty or lists several languages."""
-    value = (value or "").strip()
-    # The HTML standard ignores a Content-Language pragma or header that lists several languages.
-    if not value or "," in value:
+    """Return a declared BCP 47 language tag in its usual case ("en", "pt-BR", "zh-Hant-TW"), or None.
+
+    ``_`` is read as ``-``. None is returned for an empty value, a list of several languages
+    (which the HTML standard ignores) and a value that is not a tag, such as "UTF-8".
+    """
+    value = (value or "").strip().replace("_", "-")
+    if not value or "," in value or not _LANGUAGE_TAG.match(value):
         return None
-    return value.replace("_", "-")
+
+    # RFC 5646 case conventions: language lowercase, script title case, region uppercase.
+    language, *subtags = value.split("-")
+    formatted = [language.lower()]
+    for subtag in subtags:
+        if len(subtag) == 4 and subtag.isalpha():
+            formatted.append(subtag.title())
+        elif len(subtag) == 2 and subtag.isalpha() or len(subtag) == 3 and subtag.isdigit():
+            formatted.append(subtag.upper())
+        else:
+            formatted.append(subtag.lower())
+    return "-".join(formatted)
 
 
 def page_language(tree: LexborHTMLParser, content_language: str | None = None) -> str | None:
