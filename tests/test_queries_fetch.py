@@ -324,7 +324,7 @@ def test_cli_rejects_loopback_before_requests(wiki, api_url, tmp_path):
     args = fetch_args(api_url, tmp_path / "out", "--title", "Aardvark")
     args.allow_private = False
 
-    with pytest.raises(FetchSetupError, match="127.0.0.1 is blocked address.*--allow-private"):
+    with pytest.raises(FetchSetupError, match="127.0.0.1 is a blocked address.*--allow-private"):
         run_fetch(args)
     assert wiki.request_log() == []
     assert not (tmp_path / "out").exists()
