@@ -105,7 +105,7 @@ def check_multistream(source: Path, dump: Path, index: Path, count: int, pages_p
         assert len(titles) == min(pages_per_stream, count - first)
         assert unescape(titles[0].decode("utf-8")) == entries[first][2]
 
-    # The single-stream reader reads the file as an ordinary .bz2 and sees the same pages.
+    # The single-stream reader reads the file as an ordinary .bz2 and yields the same pages.
     assert reader_pages(dump) == expected
     pages, stats = range_pages(dump, plan_ranges(offsets, dump.stat().st_size, 3))
     assert pages == expected

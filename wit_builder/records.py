@@ -36,7 +36,7 @@ class FetchStatus(str, enum.Enum):
     INVALID_URL = "invalid_url"
     BLOCKED_ADDRESS = "blocked_address"
     ROBOTS_DISALLOWED = "robots_disallowed"
-    #: robots.txt of the origin answered 429, 5xx or not at all, so RFC 9309 disallows the origin.
+    #: The origin's robots.txt returned 429 or 5xx, or no response, so RFC 9309 disallows the origin.
     ROBOTS_UNREACHABLE = "robots_unreachable"
     DNS_ERROR = "dns_error"
     CONNECTION_ERROR = "connection_error"

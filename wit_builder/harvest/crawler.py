@@ -18,7 +18,7 @@ other URL. More than ``http.max_redirects`` hops in a row end as ``too_many_redi
 ``crawl_folder`` keeps the frontier in ``OUT/frontier.sqlite`` (see ``frontier``) and writes
 the candidates in part files ``OUT/part-NNNNN.parquet``. A part file is written atomically
 before the pages whose candidates it contains are marked finished, so a killed crawl resumes
-where it stopped: in-flight pages are requested again, finished ones are not, and part files
+where it stopped. In-flight pages are requested again and finished ones are not. Part files
 that no commit recorded are deleted.
 
 With ``stop_on_signals``, SIGINT and SIGTERM stop a crawl cleanly: no new request starts,

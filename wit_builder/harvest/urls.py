@@ -3,8 +3,8 @@
 Two spellings of one URL should give one candidate id, so every URL is brought to one form.
 The scheme and host are lowercased, and the host is IDNA-encoded (punycode). Default ports, dot
 segments and the fragment are removed. The path and query are percent-encoded the way a browser
-sends them: spaces, control characters, non-ASCII characters (as UTF-8) and the characters that
-the WHATWG URL standard escapes in paths and queries are encoded, and the hex digits of existing
+sends them. Spaces, control characters, non-ASCII characters (as UTF-8) and the characters that
+the WHATWG URL standard escapes in paths and queries are encoded. The hex digits of existing
 escapes are uppercased. Existing escapes are never encoded a second time, and they are not
 decoded either, because servers may treat ``%2F`` and ``/`` differently.
 """

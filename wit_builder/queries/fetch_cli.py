@@ -253,7 +253,7 @@ def extend_query_list(out_dir: Path, existing: list[QueryEntry], source: Path) -
 
     queries.parquet and queries.txt get the merged list. In build.json and stats.json,
     ``counts["queries"]`` becomes the merged total, the other counts stay those of the
-    fetched pages, and an "extend" record says how the two lists were merged.
+    fetched pages, and an "extend" record stores how the two lists were merged.
     """
     out_dir = Path(out_dir)
     new = read_records(out_dir / QUERIES_PARQUET, QueryEntry)
