@@ -12,12 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from aiohttp import web
 
 from fetch_servers import ImageSite, failing_first, image, matched, reset_connection, status, tiny_jpeg
 from wit_builder.fetch.cli import fetch_folder
-from wit_builder.fetch.fetcher import FetchConfig, fetch_partition
+from wit_builder.fetch import fetcher
+from wit_builder.fetch.fetcher import FetchConfig, PartJob, fetch_partition, fetch_parts
 from wit_builder.fetch.politeness import PolitenessConfig
 from wit_builder.fetch.pool import DecodePool
 from wit_builder.fetch.retry import is_retryable
@@ -325,7 +327,9 @@ def write_all_kept_decisions(fetched_dir: Path, decisions_dir: Path) -> None:
     write_records(decisions_dir / "part-00000.parquet", decisions, FilterDecision)
 
 
-def test_output_independent_of_concurrency(tmp_path, pool):
+def test_output_independent_of_concurrency(tmp_path, pool, monkeypatch):
+    # Small row groups, so that each output is written in several pieces as rows complete.
+    monkeypatch.setattr(fetcher, "ROW_GROUP_ROWS", 4)
     sites = []
     for site_number in range(3):
         routes = {f"/img/{number}.jpg": random_latency(tiny_jpeg(site_number * 20 + number), number) for number in range(15)}
@@ -345,9 +349,12 @@ def test_output_independent_of_concurrency(tmp_path, pool):
         write_records(in_dir / "part-00000.parquet", rows[:25], MatchedCandidate)
         write_records(in_dir / "part-00001.parquet", rows[25:], MatchedCandidate)
 
-        for name, concurrency, per_host in (("serial", 1, 1), ("parallel", 32, 8)):
-            for part in list_parts(in_dir):
-                fetch_partition(part, tmp_path / name / part.name, fetch_config(concurrency, per_host), pool=pool)
+        # One partition at a time, one request at a time; then both partitions in one
+        # stream of downloads with many requests in flight.
+        for part in list_parts(in_dir):
+            fetch_partition(part, tmp_path / "serial" / part.name, fetch_config(1, 1), pool=pool)
+        jobs = [PartJob(part, tmp_path / "parallel" / part.name) for part in list_parts(in_dir)]
+        fetch_parts(jobs, fetch_config(32, 8), pool=pool)
         max_in_flight = max(site.max_in_flight for site in sites)
     finally:
         for site in sites:
@@ -355,6 +362,7 @@ def test_output_independent_of_concurrency(tmp_path, pool):
 
     assert max_in_flight > 1
     for part in list_parts(in_dir):
+        assert pq.ParquetFile(tmp_path / "parallel" / part.name).num_row_groups > 1
         serial = (tmp_path / "serial" / part.name).read_bytes()
         assert serial == (tmp_path / "parallel" / part.name).read_bytes(), part.name
     statuses = [result.status for part in list_parts(tmp_path / "serial") for result in read_records(part, FetchResult)]
@@ -370,3 +378,38 @@ def test_output_independent_of_concurrency(tmp_path, pool):
     for file_name in shard_files:
         serial = (tmp_path / "shards-serial" / file_name).read_bytes()
         assert serial == (tmp_path / "shards-parallel" / file_name).read_bytes(), file_name
+
+
+def test_parts_share_robots_txt_and_host_stops(tmp_path, pool):
+    """One run requests robots.txt once per origin, and a throttled host stays stopped in later parts."""
+    routes = {f"/img/{number}.jpg": image(tiny_jpeg(number), delay_s=0.02) for number in range(12)}
+    routes["/private/a.jpg"] = image(tiny_jpeg(40))
+    throttled_routes = {f"/img/{number}.jpg": status(429) for number in range(6)}
+    with ImageSite(routes, robots="User-agent: *\nDisallow: /private/\n") as site, ImageSite(throttled_routes, robots="") as busy:
+        in_dir = tmp_path / "in"
+        jobs = []
+        for number in range(3):
+            rows = [matched(site.url(f"/img/{number * 4 + offset}.jpg")) for offset in range(4)]
+            rows.append(matched(site.url("/private/a.jpg")))
+            rows += [matched(busy.url(f"/img/{number * 2 + offset}.jpg")) for offset in range(2)]
+            part = in_dir / f"part-{number:05d}.parquet"
+            write_records(part, rows, MatchedCandidate)
+            jobs.append(PartJob(part, tmp_path / "out" / part.name))
+        config = fetch_config(concurrency=4, per_host=2, retries=0)
+        config.politeness = PolitenessConfig(host_delay_s=0.0, max_throttled_in_row=2)
+        run = fetch_parts(jobs, config, pool=pool)
+        site_paths, busy_paths = site.paths(), busy.paths()
+
+    assert site_paths.count("/robots.txt") == 1
+    assert busy_paths.count("/robots.txt") == 1
+    assert "/private/a.jpg" not in site_paths
+    # The busy host answered 429 twice in a row and was stopped; later parts do not request it.
+    assert len([path for path in busy_paths if path != "/robots.txt"]) == 2
+    assert run.download.hosts_stopped == 1
+    assert run.download.robots_requests == 2
+    for job, stats in zip(jobs, run.parts):
+        results = read_records(job.out_path, FetchResult)
+        assert [result.key for result in results] == [row.candidate_id for row in read_records(job.in_path, MatchedCandidate)]
+        assert [result.status for result in results[:5]] == ["ok"] * 4 + ["robots_disallowed"]
+        assert [result.status for result in results[5:]] == ["http_error"] * 2
+        assert stats.counts["ok"] == 4

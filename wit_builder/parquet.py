@@ -60,15 +60,79 @@ def atomic_write_table(table: pa.Table, path: str | os.PathLike) -> Path:
     return path
 
 
+def records_table(records: list, record_type: type, schema: pa.Schema | None = None) -> pa.Table:
+    """Convert ``record_type`` instances into an arrow table with the schema of their type hints."""
+    # Records are flat dataclasses, so reading the fields column by column is enough;
+    # dataclasses.asdict deep-copies every value and costs about ten times more.
+    names = [field.name for field in dataclasses.fields(record_type)]
+    columns = {name: [getattr(record, name) for record in records] for name in names}
+    return pa.table(columns, schema=schema or schema_for(record_type))
+
+
 def write_records(path: str | os.PathLike, records: list, record_type: type) -> Path:
     """Write a list of ``record_type`` instances as one parquet file."""
-    schema = schema_for(record_type)
-    # Records are flat dataclasses, so reading the fields is enough; dataclasses.asdict
-    # deep-copies every value and costs about ten times more.
-    names = [field.name for field in dataclasses.fields(record_type)]
-    rows = [{name: getattr(record, name) for name in names} for record in records]
-    table = pa.Table.from_pylist(rows, schema=schema)
-    return atomic_write_table(table, path)
+    return atomic_write_table(records_table(records, record_type), path)
+
+
+class RecordWriter:
+    """Write records to one parquet file as they come, a row group every ``row_group_size`` records.
+
+    Only the records of the current row group stay in memory. The file is written
+    under a temporary name and renamed to ``path`` by ``close``; ``abort`` (or leaving
+    a ``with`` block by an exception) deletes it instead. The bytes depend only on the
+    records and ``row_group_size``.
+    """
+
+    def __init__(self, path: str | os.PathLike, record_type: type, row_group_size: int = 1024):
+        if row_group_size <= 0:
+            raise ValueError(f"row_group_size must be positive, got {row_group_size}")
+        self.path = Path(path)
+        self.record_type = record_type
+        self.row_group_size = row_group_size
+        self.schema = schema_for(record_type)
+        self.rows = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._temporary = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._temporary, self.schema)
+        self._buffer: list = []
+
+    def write(self, record: object) -> None:
+        self._buffer.append(record)
+        self.rows += 1
+        if len(self._buffer) >= self.row_group_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._writer.write_table(records_table(self._buffer, self.record_type, self.schema))
+            self._buffer = []
+
+    def close(self) -> Path:
+        """Write the last row group and move the file to ``path``."""
+        if self._writer is None:
+            raise RuntimeError(f"{self.path} is already closed")
+        self._flush()
+        self._writer.close()
+        self._writer = None
+        os.replace(self._temporary, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop writing and delete the temporary file; ``path`` is left as it was."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._buffer = []
+        self._temporary.unlink(missing_ok=True)
+
+    def __enter__(self) -> "RecordWriter":
+        return self
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif self._writer is not None:
+            self.close()
 
 
 def read_records(path: str | os.PathLike, record_type: type[RecordT]) -> list[RecordT]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from wit_builder.fetch.fetcher import FetchConfig, fetch_partition
+from wit_builder.fetch.fetcher import FetchConfig, PartJob, fetch_parts
 from wit_builder.fetch.health import RunHealth
 from wit_builder.fetch.politeness import PolitenessConfig
 from wit_builder.fetch.pool import DEFAULT_CPU_SECONDS
@@ -181,39 +181,46 @@ def fetch_folder(
     totals = {status.value: 0 for status in FetchStatus}
     rows = 0
     downloaded = 0
-    elapsed = 0.0
     skipped = 0
-    retried = 0
-    # FetchStats fields summed over the partitions fetched in this run.
-    run_counts = {"requests": 0, "robots_requests": 0, "throttled": 0, "hosts_stopped": 0, "retried_rows": 0}
-    health = RunHealth(config.health)
-    with config.decode_pool() as pool:
-        for part in parts:
-            out_path = out_dir / part.name
-            keep = out_path.exists() and not overwrite
-            if keep:
-                reason = stale_output_reason(part, out_path)
-                if reason is not None:
-                    logger.warning("fetching %s again: the existing output %s", part.name, reason)
-                    keep = False
-
-            if keep and not retry_failed:
-                counts, part_bytes = count_statuses(out_path)
-                skipped += 1
-            else:
-                stats = fetch_partition(part, out_path, config, pool=pool, retry_failed=keep, health=health)
-                counts, part_bytes = stats.counts, stats.bytes_downloaded
-                elapsed += stats.elapsed_s
-                if keep:
-                    # Bytes of every row, as for kept partitions, not only of the retried ones.
-                    _, part_bytes = count_statuses(out_path)
-                    retried += 1
-                for name in run_counts:
-                    run_counts[name] += getattr(stats, name)
-            for name, count in counts.items():
-                totals[name] = totals.get(name, 0) + count
+    jobs: list[PartJob] = []
+    for part in parts:
+        out_path = out_dir / part.name
+        keep = out_path.exists() and not overwrite
+        if keep:
+            reason = stale_output_reason(part, out_path)
+            if reason is not None:
+                logger.warning("fetching %s again: the existing output %s", part.name, reason)
+                keep = False
+        if keep and not retry_failed:
+            skipped += 1
+            counts, part_bytes = count_statuses(out_path)
+            _add_counts(totals, counts)
             rows += sum(counts.values())
             downloaded += part_bytes
+        else:
+            jobs.append(PartJob(part, out_path, retry_failed=keep))
+
+    with config.decode_pool() as pool:
+        run = fetch_parts(jobs, config, pool=pool, health=RunHealth(config.health))
+    for job, stats in zip(jobs, run.parts):
+        _add_counts(totals, stats.counts)
+        rows += stats.rows
+        if job.retry_failed:
+            # Bytes of every row, as for kept partitions, not only of the retried ones.
+            _, part_bytes = count_statuses(job.out_path)
+            downloaded += part_bytes
+        else:
+            downloaded += stats.bytes_downloaded
+    retried = sum(1 for job in jobs if job.retry_failed)
+    # Request counts of the partitions fetched in this run.
+    run_counts = {
+        "requests": run.download.requests + run.download.robots_requests,
+        "robots_requests": run.download.robots_requests,
+        "throttled": run.download.throttled,
+        "hosts_stopped": run.download.hosts_stopped,
+        "retried_rows": sum(stats.retried_rows for stats in run.parts),
+    }
+    elapsed = run.elapsed_s
 
     if skipped:
         logger.info("kept %d existing output partitions (use --retry-failed or --overwrite to fetch them again)", skipped)
@@ -241,6 +248,11 @@ def fetch_folder(
     )
     logger.info("fetch: %d of %d rows ok, stats in %s", totals[FetchStatus.OK.value], rows, out_dir / "stats.json")
     return totals
+
+
+def _add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
+    for name, count in counts.items():
+        totals[name] = totals.get(name, 0) + count
 
 
 def run_fetch(args: argparse.Namespace) -> int:

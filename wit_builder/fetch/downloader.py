@@ -7,6 +7,11 @@ the remaining slots busy. Before the first URL of an origin, robots.txt is reque
 once, and the URLs that it disallows get their status without a request. Transient
 failures wait for their retry in the host's queue, not in a slot, and 429 or 503 slow
 the whole host down (see ``politeness``). Every URL yields exactly one result.
+
+URLs can also arrive in batches (``more``): the downloader pulls the next batch
+whenever fewer than ``max_concurrency`` of its URLs wait to start, so the requests of
+one batch overlap with the last ones of the batch before. The robots.txt rules of an
+origin and the stop of a throttled host hold for every later batch.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Sequence
+from typing import AsyncIterator, Callable, Iterator, Sequence
 
 import aiohttp
 
@@ -26,7 +31,7 @@ from wit_builder.fetch.health import RunHealth, request_label
 from wit_builder.fetch.politeness import HostScheduler, PolitenessConfig, Response
 from wit_builder.fetch.retry import THROTTLING_HTTP_STATUSES, backoff_delay_s, is_transient
 from wit_builder.fetch.robots_txt import host_key, robots_rejection
-from wit_builder.harvest.robots import interpret_robots_result, origin_of, robots_http_config
+from wit_builder.harvest.robots import RobotsRules, interpret_robots_result, origin_of, robots_http_config
 from wit_builder.net.client import HttpConfig, HttpResult, http_get, make_session, parse_retry_after
 from wit_builder.net.counted_log import CountedLog
 from wit_builder.records import FetchStatus
@@ -73,7 +78,8 @@ class Downloader:
 
     ``http.retries`` and the backoff settings apply per URL, and ``http_get`` is called
     without retries of its own so that a waiting retry occupies no slot. With
-    ``respect_robots_txt`` False no robots.txt is requested.
+    ``respect_robots_txt`` False no robots.txt is requested. ``more`` yields further
+    batches of URLs, whose indices follow those of ``urls`` and of earlier batches.
 
     NOTE: redirect targets are requested without pacing or a robots.txt check of
     their own host. The connector still caps connections per target host at
@@ -90,9 +96,12 @@ class Downloader:
         respect_robots_txt: bool = True,
         health: RunHealth | None = None,
         clock: Callable[[], float] = time.monotonic,
+        more: Iterator[Sequence[str]] | None = None,
     ):
         self.session = session
-        self.urls = urls
+        #: URLs by index until their result is out, so a long run holds only the open ones.
+        self.urls: dict[int, str] = {}
+        self._next_index = 0
         self.http = http
         self.politeness = politeness or PolitenessConfig()
         self.respect_robots_txt = respect_robots_txt
@@ -103,11 +112,14 @@ class Downloader:
 
         self._image_http = dataclasses.replace(http, retries=0)
         self._robots_http = robots_http_config(http)
-        self._keys: list[str | None] = [host_key(url) for url in urls]
         self._waiting: dict[str, list[int]] = {}
+        #: robots.txt rules per answered origin, with the largest Crawl-delay honoured.
+        self._robots: dict[str, tuple[RobotsRules, float | None]] = {}
         self._direct: collections.deque[int] = collections.deque()
         self._finished: collections.deque[tuple[int, HttpResult]] = collections.deque()
-        self._remaining = len(urls)
+        self._remaining = 0
+        self._first_batch: Sequence[str] | None = urls
+        self._more = more
         self._in_flight: set[asyncio.Task] = set()
         self._done: collections.deque[asyncio.Task] = collections.deque()
         self._wake = asyncio.Event()
@@ -119,13 +131,17 @@ class Downloader:
         ``max_concurrency`` bodies wait in memory. Leaving the loop early cancels the
         requests in flight.
         """
-        self._queue_all()
+        self._queue(self._first_batch)
+        self._first_batch = None
         try:
             while True:
                 while self._done:
                     self._handle(self._done.popleft())
                 while self._finished:
                     yield self._finished.popleft()
+                self._pull()
+                if self._finished:
+                    continue
                 if not self._remaining:
                     break
 
@@ -146,21 +162,44 @@ class Downloader:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
             self.stats.hosts = len(self.scheduler.hosts)
 
-    def _queue_all(self) -> None:
+    def _pull(self) -> None:
+        """Queue batches from ``more`` while fewer than ``max_concurrency`` URLs wait to start."""
+        while self._more is not None and self._remaining - len(self._in_flight) < self.http.max_concurrency:
+            batch = next(self._more, None)
+            if batch is None:
+                self._more = None
+            else:
+                self._queue(batch)
+
+    def _queue(self, urls: Sequence[str]) -> None:
         now = self.clock()
-        for index, key in enumerate(self._keys):
+        for url in urls:
+            index = self._next_index
+            self._next_index += 1
+            self.urls[index] = url
+            self._remaining += 1
+            key = host_key(url)
             if key is None:
                 self._direct.append(index)
+            elif self.scheduler.stopped_reason(key) is not None:
+                self._finish_not_requested(_Job(index), self.scheduler.stopped_reason(key))
             elif not self.respect_robots_txt:
                 self.scheduler.add(key, _Job(index), index, now)
             else:
-                origin = origin_of(self.urls[index])
-                waiting = self._waiting.get(origin)
-                if waiting is None:
-                    waiting = self._waiting[origin] = []
-                    # Order -1 puts robots.txt before every URL of the host.
-                    self.scheduler.add(key, _Job(-1, origin=origin), -1, now)
-                waiting.append(index)
+                self._queue_after_robots(key, origin_of(url), index, now)
+
+    def _queue_after_robots(self, key: str, origin: str, index: int, now: float) -> None:
+        """Queue an image URL once its origin's robots.txt is known, requesting it on first sight."""
+        known = self._robots.get(origin)
+        if known is not None:
+            self._apply_robots(key, index, *known, now)
+            return
+        waiting = self._waiting.get(origin)
+        if waiting is None:
+            waiting = self._waiting[origin] = []
+            # Order -1 puts robots.txt before every URL of the host.
+            self.scheduler.add(key, _Job(-1, origin=origin), -1, now)
+        waiting.append(index)
 
     def _start_ready(self) -> None:
         now = self.clock()
@@ -223,6 +262,7 @@ class Downloader:
 
     def _finish(self, index: int, result: HttpResult, attempts: int) -> None:
         result.attempts = attempts
+        del self.urls[index]
         self._finished.append((index, result))
         self._remaining -= 1
 
@@ -304,6 +344,20 @@ class Downloader:
             url = self.urls[index]
             self._finish(index, HttpResult(url=url, final_url=url, status=status, error=error), 0)
 
+    def _apply_robots(self, key: str, index: int, rules: RobotsRules, max_crawl_delay_s: float | None, now: float) -> None:
+        """Finish a URL that its origin's robots.txt rejects, or queue it."""
+        url = self.urls[index]
+        rejection = robots_rejection(url, rules, max_crawl_delay_s)
+        stop_reason = self.scheduler.stopped_reason(key)
+        if rejection is not None:
+            self.stats.robots_rejected += 1
+            status, error = rejection
+            self._finish(index, HttpResult(url=url, final_url=url, status=status, error=error), 0)
+        elif stop_reason is not None:
+            self._finish_not_requested(_Job(index), stop_reason)
+        else:
+            self.scheduler.add(key, _Job(index), index, now)
+
     def _handle_robots(self, key: str, origin: str, result: HttpResult, now: float) -> None:
         self.stats.robots_requests += 1
         _throttled, _retry_after_s, reached_limit = self._pace(key, result, now)
@@ -317,18 +371,9 @@ class Downloader:
         else:
             max_crawl_delay_s = None
 
-        stop_reason = self.scheduler.stopped_reason(key)
+        self._robots[origin] = (rules, max_crawl_delay_s)
         for index in self._waiting.pop(origin, []):
-            url = self.urls[index]
-            rejection = robots_rejection(url, rules, max_crawl_delay_s)
-            if rejection is not None:
-                self.stats.robots_rejected += 1
-                status, error = rejection
-                self._finish(index, HttpResult(url=url, final_url=url, status=status, error=error), 0)
-            elif stop_reason is not None:
-                self._finish_not_requested(_Job(index), stop_reason)
-            else:
-                self.scheduler.add(key, _Job(index), index, now)
+            self._apply_robots(key, index, rules, max_crawl_delay_s, now)
 
         if reached_limit:
             self._stop_host(key, f"{key} answered {self.politeness.max_throttled_in_row} requests in a row with HTTP 429 or 503")

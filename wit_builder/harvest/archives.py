@@ -17,16 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from wit_builder.harvest.reader import ArchiveReader
 from wit_builder.harvest.sources import ArchiveFormat, HarvestInput, InputOpenError, StreamConfig, open_input
 from wit_builder.harvest.stats import HarvestStats
 from wit_builder.harvest.warc import MAX_HTML_BYTES, harvest_warc_stream
 from wit_builder.harvest.wat import harvest_wat_stream
 from wit_builder.harvest.wet import TextStats, count_wet_stream
-from wit_builder.parquet import clear_parts, schema_for
+from wit_builder.parquet import RecordWriter, clear_parts
 from wit_builder.records import Candidate
 from wit_builder.stats import write_stage_stats
 
@@ -38,8 +35,6 @@ STATUS_FAILED = "failed"
 
 #: Candidates buffered before they are written as one parquet row group.
 ROW_GROUP_ROWS = 100_000
-
-_CANDIDATE_FIELDS = [name for name in Candidate.__dataclass_fields__]
 
 
 @dataclass
@@ -150,46 +145,22 @@ class CandidateWriter:
 
     def __init__(self, path: str | os.PathLike, row_group_rows: int = ROW_GROUP_ROWS):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.written = 0
         self.repeats = 0
-        self._temporary = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        self._schema = schema_for(Candidate)
-        self._row_group_rows = row_group_rows
-        self._buffer: list[Candidate] = []
+        self._writer = RecordWriter(self.path, Candidate, row_group_rows)
         self._seen: set[str] = set()
-        self._writer: pq.ParquetWriter | None = None
 
     def add(self, candidates: Iterable[Candidate]) -> None:
-        """Buffer candidates not seen before in this partition and write a row group when the buffer is full."""
+        """Write candidates not seen before in this partition; a row group goes out when one is full."""
         for candidate in candidates:
             if candidate.candidate_id in self._seen:
                 self.repeats += 1
                 continue
             self._seen.add(candidate.candidate_id)
-            self._buffer.append(candidate)
-        if len(self._buffer) >= self._row_group_rows:
-            self._flush()
+            self._writer.write(candidate)
 
     def close(self) -> Path:
         """Write the buffered rows and move the file to its final name."""
-        self._flush()
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self._temporary, self._schema)
-        self._writer.close()
-        os.replace(self._temporary, self.path)
-        return self.path
-
-    def _flush(self) -> None:
-        if not self._buffer:
-            return
-        columns = {name: [getattr(candidate, name) for candidate in self._buffer] for name in _CANDIDATE_FIELDS}
-        table = pa.table(columns, schema=self._schema)
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self._temporary, self._schema)
-        self._writer.write_table(table)
-        self.written += len(self._buffer)
-        self._buffer.clear()
+        return self._writer.close()
 
 
 class _RecordProgress:
