@@ -571,16 +571,28 @@ def measure_wit_resizer(images: list[bytes], args: argparse.Namespace) -> dict:
 def measure_wit_pool(images: list[bytes], args: argparse.Namespace) -> dict:
     """Time wit's ``DecodePool`` on ``images``: ``resize_image`` in worker processes, fed as wit's fetcher feeds it.
 
-    As in ``wit fetch``, ``args.processes`` threads call ``resize_blocking``, so each image
-    and its result cross a pipe. The CPU time is this process's (the feeding threads) plus
-    that of the reaped workers, start-up included. Minus ``measure_wit_resizer``'s time,
+    As in ``wit fetch``, tasks of one event loop call ``resize`` with up to
+    ``DECODE_QUEUE_PER_PROCESS`` images per process waiting, so each image and its result
+    cross a pipe. The CPU time is this process's (the event loop) plus that of the
+    reaped workers, start-up included. Minus ``measure_wit_resizer``'s time,
     it is the cost of the worker processes without any HTTP.
     """
-    import concurrent.futures
+    import asyncio
     import resource
 
+    from wit_builder.fetch.fetcher import DECODE_QUEUE_PER_PROCESS
     from wit_builder.fetch.pool import DecodePool
     from wit_builder.fetch.resizer import ResizeOptions
+    from wit_builder.net import event_loop
+
+    async def feed(pool: DecodePool) -> None:
+        slots = asyncio.Semaphore(pool.processes * DECODE_QUEUE_PER_PROCESS)
+
+        async def one(data: bytes) -> None:
+            async with slots:
+                await pool.resize(data, "image/jpeg", options)
+
+        await asyncio.gather(*(one(data) for data in images))
 
     options = ResizeOptions(image_size=args.image_size, resize_mode=args.resize_mode, jpeg_quality=args.jpeg_quality)
     cpu_times = []
@@ -590,9 +602,7 @@ def measure_wit_pool(images: list[bytes], args: argparse.Namespace) -> dict:
         own_before = time.process_time()
         started = time.perf_counter()
         with DecodePool(args.processes, options.max_pixels) as pool:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=args.processes) as threads:
-                for _result in threads.map(lambda data: pool.resize_blocking(data, "image/jpeg", options), images):
-                    pass
+            event_loop.run(feed(pool))
         wall_times.append(time.perf_counter() - started)
         children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         children = (children_after.ru_utime - children_before.ru_utime) + (children_after.ru_stime - children_before.ru_stime)

@@ -34,6 +34,7 @@ from wit_builder.fetch.pool import DEFAULT_CPU_SECONDS, DecodePool
 from wit_builder.fetch.resizer import DEFAULT_MAX_PIXELS, RESIZE_MODES, ResizeOptions, ResizeResult
 from wit_builder.fetch.retry import is_retryable
 from wit_builder.fetch.robots_tag import robots_tag_disallows
+from wit_builder.net import event_loop
 from wit_builder.net.client import HttpConfig, HttpResult, make_session
 from wit_builder.parquet import RecordWriter, read_records
 from wit_builder.records import FetchResult, FetchStatus, MatchedCandidate
@@ -74,6 +75,8 @@ class FetchConfig:
     politeness: PolitenessConfig = field(default_factory=PolitenessConfig)
     #: Error-rate monitor of the downloads.
     health: HealthConfig = field(default_factory=HealthConfig)
+    #: Run the downloads on uvloop when it is installed (see ``net.event_loop``).
+    uvloop: bool = True
 
     def __post_init__(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
@@ -203,7 +206,7 @@ def fetch_parts(
     if own_pool:
         pool = config.decode_pool()
     try:
-        parts, download = asyncio.run(_fetch_parts(jobs, config, pool, health))
+        parts, download = event_loop.run(_fetch_parts(jobs, config, pool, health), config.uvloop)
     finally:
         if own_pool:
             pool.close()

@@ -14,23 +14,29 @@ worker is a separate process, so the damage stays in that process:
 In each case the image is recorded (decode_timeout or decode_error), the dead worker
 is replaced by a new one and the run continues. Unlike ``ProcessPoolExecutor``, which
 fails every pending task with BrokenProcessPool when one worker dies, a death here
-affects only the image that the worker was decoding.
+affects only the image that the worker was decoding. Images queued behind it go to
+another worker.
+
+The parent side runs on the caller's event loop, with no thread per worker: images go
+into each worker's pipe, and a reader callback takes the replies. Each worker gets
+the next image while it decodes the current one (``PIPELINE_DEPTH``), so it does not
+wait for the event loop between images.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import math
 import multiprocessing
 import os
 import resource
 import signal
-import threading
 import traceback
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
@@ -46,14 +52,36 @@ DEFAULT_CPU_SECONDS = 20
 _START_TIMEOUT_SECONDS = 120
 #: Replacements logged at warning level before the pool logs only every 100th.
 _LOGGED_REPLACEMENTS = 10
+#: Images sent to one worker before its first reply: the one it decodes and the next.
+PIPELINE_DEPTH = 2
+#: Images larger than this are sent only to a worker with nothing to do. A worker busy
+#: with another image reads its pipe only later, and a larger body could fill the pipe's
+#: buffer and block the event loop until then.
+PIPELINE_MAX_BYTES = 64 * 1024
 
 DecodeFunction = Callable[[bytes, "str | None", ResizeOptions], ResizeResult]
+
+
+@dataclass(eq=False)
+class _Job:
+    """One image for a worker, and the future of its result."""
+
+    task: tuple
+    future: asyncio.Future
+
+    @property
+    def size(self) -> int:
+        return len(self.task[0])
 
 
 @dataclass(eq=False)
 class _Worker:
     process: BaseProcess
     connection: Connection
+    #: Jobs sent to this worker, oldest first; the first one is being decoded.
+    pending: deque[_Job] = field(default_factory=deque)
+    #: Wall-clock limit of the first pending job.
+    timer: asyncio.TimerHandle | None = None
 
 
 class DecodePool:
@@ -61,8 +89,10 @@ class DecodePool:
 
     Workers start on first use with the "spawn" method, because the parent runs an
     event loop and resolver threads that a forked child must not inherit. ``resize``
-    is the asyncio entry point and ``resize_blocking`` the synchronous one. Both are
-    safe to call from many tasks or threads at once; calls wait for an idle worker.
+    is the asyncio entry point; many tasks of one event loop may call it at once. The
+    pool serves one event loop at a time. When a later loop (another ``asyncio.run``)
+    uses it, workers left with unfinished images by the earlier loop are replaced.
+    ``resize_blocking`` runs one image for callers without an event loop.
 
     ``decode_function`` must be a module-level function (it is pickled by name) with
     the signature of ``resize_image``; tests pass one that hangs.
@@ -92,43 +122,128 @@ class DecodePool:
         self.timeouts = 0
 
         self._context = multiprocessing.get_context("spawn")
-        self._condition = threading.Condition()
-        self._idle: list[_Worker] = []
-        self._workers: set[_Worker] = set()
+        self._workers: list[_Worker] = []
         self._starting = 0
+        self._queue: deque[_Job] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._threads: ThreadPoolExecutor | None = None
+        self._starter = concurrent.futures.ThreadPoolExecutor(max_workers=self.processes, thread_name_prefix="decode-start")
 
     async def resize(self, data: bytes, content_type: str | None, options: ResizeOptions) -> ResizeResult:
         """Decode and resize one image in a worker process and return its result."""
-        if self._threads is None:
-            self._threads = ThreadPoolExecutor(max_workers=self.processes, thread_name_prefix="decode")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self.resize_blocking, data, content_type, options)
+        self._bind(loop)
+        job = _Job((data, content_type, options), loop.create_future())
+        self._queue.append(job)
+        self._dispatch()
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            # A queued image is dropped. A sent one is decoded, and its reply is ignored.
+            if job in self._queue:
+                self._queue.remove(job)
+            raise
 
     def resize_blocking(self, data: bytes, content_type: str | None, options: ResizeOptions) -> ResizeResult:
-        """Decode and resize one image in a worker process, blocking the calling thread."""
-        task = (data, content_type, options)
-        for _attempt in (1, 2):
-            worker = self._acquire()
-            try:
-                worker.connection.send(task)
-                break
-            except OSError:
-                # The worker died while idle (killed from outside), so the image never
-                # reached it. Try once more on a fresh worker.
-                self._discard(worker, "died while idle")
-        else:
-            return ResizeResult(FetchStatus.DECODE_ERROR, "decoder worker processes died before receiving the image")
+        """Decode and resize one image on a private event loop, blocking the calling thread.
 
-        if not worker.connection.poll(self.wall_seconds):
-            return self._timeout_result(worker)
+        For callers without an event loop, one call at a time.
+        """
+        return asyncio.run(self.resize(data, content_type, options))
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve ``loop`` from now on, replacing workers that an earlier loop left busy."""
+        if self._closed:
+            raise RuntimeError("DecodePool is closed")
+        if self._loop is loop:
+            return
+        self._loop = loop
+        self._queue.clear()
+        self._starting = 0
+        for worker in list(self._workers):
+            if worker.pending:
+                self._discard(worker, "had unfinished images of an earlier event loop", count=False)
+
+    def _dispatch(self) -> None:
+        """Send queued images to workers with room, and start workers while fewer than ``processes`` run."""
+        if self._closed:
+            self._fail_queue()
+            return
+        while self._queue and len(self._workers) + self._starting < self.processes:
+            self._starting += 1
+            self._loop.create_task(self._start_async())
+
+        while self._queue:
+            job = self._queue[0]
+            if job.future.done():
+                self._queue.popleft()
+                continue
+            worker = self._worker_with_room(job)
+            if worker is None:
+                return
+            self._queue.popleft()
+            self._send(worker, job)
+
+    def _worker_with_room(self, job: _Job) -> _Worker | None:
+        """Return the least busy worker that may take ``job`` now, or None."""
+        best = None
+        for worker in self._workers:
+            room = not worker.pending or (len(worker.pending) < PIPELINE_DEPTH and job.size <= PIPELINE_MAX_BYTES)
+            if room and (best is None or len(worker.pending) < len(best.pending)):
+                best = worker
+        return best
+
+    def _send(self, worker: _Worker, job: _Job) -> None:
         try:
-            kind, payload = worker.connection.recv()
-        except (EOFError, OSError):
-            return self._death_result(worker)
-        self._release(worker)
+            # uvloop makes a watched descriptor non-blocking, and a send must not stop halfway.
+            os.set_blocking(worker.connection.fileno(), True)
+            worker.connection.send(job.task)
+        except OSError:
+            # The worker died (killed from outside, or it crashed on an earlier image
+            # whose reply is not read yet). This image never reached it.
+            self._queue.appendleft(job)
+            self._worker_failed(worker)
+            return
+        worker.pending.append(job)
+        if len(worker.pending) == 1:
+            self._watch(worker)
 
+    def _watch(self, worker: _Worker) -> None:
+        """Read the worker's replies on the event loop and start the wall-clock limit of its first image."""
+        self._loop.add_reader(worker.connection.fileno(), self._on_readable, worker)
+        worker.timer = self._loop.call_later(self.wall_seconds, self._on_timeout, worker)
+
+    def _unwatch(self, worker: _Worker) -> None:
+        if worker.timer is not None:
+            worker.timer.cancel()
+            worker.timer = None
+        if not worker.connection.closed:
+            self._loop.remove_reader(worker.connection.fileno())
+
+    def _on_readable(self, worker: _Worker) -> None:
+        """Take every reply that has arrived: a result, or EOF when the worker died."""
+        while worker.pending:
+            try:
+                # A reply can still be arriving, and recv must wait for all of it.
+                os.set_blocking(worker.connection.fileno(), True)
+                if not worker.connection.poll(0):
+                    return
+                kind, payload = worker.connection.recv()
+            except (EOFError, OSError):
+                self._worker_failed(worker)
+                return
+
+            job = worker.pending.popleft()
+            worker.timer.cancel()
+            if worker.pending:
+                worker.timer = self._loop.call_later(self.wall_seconds, self._on_timeout, worker)
+            else:
+                self._unwatch(worker)
+            if not job.future.done():
+                job.future.set_result(self._reply_result(worker, kind, payload))
+            self._dispatch()
+
+    def _reply_result(self, worker: _Worker, kind: str, payload: object) -> ResizeResult:
         if kind == "result":
             return payload
         # The decode function raised something that resize_image does not map to a
@@ -137,55 +252,75 @@ class DecodePool:
         last_line = payload.strip().splitlines()[-1] if payload.strip() else "unknown error"
         return ResizeResult(FetchStatus.DECODE_ERROR, f"internal error in decoder: {last_line}")
 
-    def _timeout_result(self, worker: _Worker) -> ResizeResult:
-        """Kill a worker that ran past the wall-clock limit and record its image."""
+    def _on_timeout(self, worker: _Worker) -> None:
+        """Kill a worker whose current image ran past the wall-clock limit, and record that image."""
+        worker.timer = None
         self.timeouts += 1
-        self._discard(worker, f"ran past the wall-clock limit of {self.wall_seconds:g} s")
-        return ResizeResult(
+        result = ResizeResult(
             FetchStatus.DECODE_TIMEOUT,
             f"decoding took longer than {self.wall_seconds:g} s wall-clock time; worker process killed",
         )
+        self._end_worker(worker, result, f"ran past the wall-clock limit of {self.wall_seconds:g} s")
 
-    def _death_result(self, worker: _Worker) -> ResizeResult:
+    def _worker_failed(self, worker: _Worker) -> None:
         """Record the image of a worker that died: killed at the CPU limit, or crashed."""
         worker.process.join(timeout=10)
         exit_code = worker.process.exitcode
         if exit_code == -signal.SIGXCPU:
             self.timeouts += 1
-            self._discard(worker, f"exceeded the CPU time limit of {self.cpu_seconds} s")
-            return ResizeResult(
+            result = ResizeResult(
                 FetchStatus.DECODE_TIMEOUT,
                 f"decoding used more than {self.cpu_seconds} s of CPU time; worker process killed",
             )
+            self._end_worker(worker, result, f"exceeded the CPU time limit of {self.cpu_seconds} s")
+            return
         cause = _describe_exit(exit_code)
-        self._discard(worker, f"died ({cause})")
-        return ResizeResult(FetchStatus.DECODE_ERROR, f"decoder worker process died ({cause}) while decoding this image")
+        result = ResizeResult(FetchStatus.DECODE_ERROR, f"decoder worker process died ({cause}) while decoding this image")
+        self._end_worker(worker, result, f"died ({cause})")
 
-    def _acquire(self) -> _Worker:
-        """Return an idle worker, starting one when fewer than ``processes`` run."""
-        with self._condition:
-            while True:
-                if self._closed:
-                    raise RuntimeError("DecodePool is closed")
-                if self._idle:
-                    return self._idle.pop()
-                if len(self._workers) + self._starting < self.processes:
-                    self._starting += 1
-                    break
-                self._condition.wait()
+    def _end_worker(self, worker: _Worker, result: ResizeResult, reason: str) -> None:
+        """Give ``result`` to the worker's current image, queue the images behind it again, and replace the worker."""
+        self._unwatch(worker)
+        pending = list(worker.pending)
+        worker.pending.clear()
+        self._discard(worker, reason)
+        if pending:
+            current, waiting = pending[0], pending[1:]
+            if not current.future.done():
+                current.future.set_result(result)
+            self._queue.extendleft(reversed(waiting))
+        self._dispatch()
 
-        # Start the process outside the lock, because spawning takes a fraction of a second.
+    async def _start_async(self) -> None:
+        """Start one worker (counted in ``_starting``) in a thread, then give it work."""
+        loop = self._loop
+        # Spawning and importing take a fraction of a second, so they run in a thread.
+        starting = self._starter.submit(self._start_worker)
         try:
-            worker = self._start_worker()
-        except BaseException:
-            with self._condition:
-                self._starting -= 1
-                self._condition.notify()
+            worker = await asyncio.wrap_future(starting)
+        except asyncio.CancelledError:
+            # The event loop ends (asyncio.run cancels what is left), so no caller takes
+            # this worker. Stop it once it is up.
+            starting.add_done_callback(_stop_started_worker)
             raise
-        with self._condition:
-            self._starting -= 1
-            self._workers.add(worker)
-        return worker
+        except Exception as error:  # noqa: BLE001 - the waiting images get the error
+            if self._loop is loop:
+                self._starting -= 1
+                self._fail_queue(error)
+            return
+        if self._loop is not loop or self._closed:
+            _stop_worker(worker)
+            return
+        self._starting -= 1
+        self._workers.append(worker)
+        self._dispatch()
+
+    def _fail_queue(self, error: BaseException | None = None) -> None:
+        """Fail every queued image: the pool is closed, or no worker could start."""
+        while self._queue:
+            job = self._queue.popleft()
+            if not job.future.done():
+                job.future.set_exception(error if error is not None else RuntimeError("DecodePool is closed"))
 
     def _start_worker(self) -> _Worker:
         parent_end, child_end = self._context.Pipe(duplex=True)
@@ -217,67 +352,76 @@ class DecodePool:
             )
         return _Worker(process, parent_end)
 
-    def _release(self, worker: _Worker) -> None:
-        with self._condition:
-            closed = self._closed
-            if not closed:
-                self._idle.append(worker)
-                self._condition.notify()
-        if closed:
-            self._stop(worker)
+    def _discard(self, worker: _Worker, reason: str, count: bool = True) -> None:
+        """Kill and forget a worker, so that the next image starts a replacement.
 
-    def _discard(self, worker: _Worker, reason: str) -> None:
-        """Forget a dead or killed worker, so that the next call starts a replacement."""
+        ``count`` False leaves ``restarts`` and the log alone, for a worker that was healthy.
+        """
         if worker.process.is_alive():
             worker.process.kill()
             worker.process.join(timeout=10)
         worker.connection.close()
-        with self._condition:
-            self._workers.discard(worker)
-            self.restarts += 1
-            restarts = self.restarts
-            self._condition.notify()
-        if restarts <= _LOGGED_REPLACEMENTS or restarts % 100 == 0:
-            logger.warning("decoder worker %d %s; replacing it (%d replaced so far)", worker.process.pid, reason, restarts)
-
-    def _stop(self, worker: _Worker) -> None:
-        try:
-            worker.connection.send(None)
-        except OSError:
-            pass
-        worker.process.join(timeout=5)
-        if worker.process.is_alive():
-            worker.process.kill()
-            worker.process.join(timeout=5)
-        worker.connection.close()
+        if worker in self._workers:
+            self._workers.remove(worker)
+        if not count:
+            logger.debug("decoder worker %d %s; stopped it", worker.process.pid, reason)
+            return
+        self.restarts += 1
+        if self.restarts <= _LOGGED_REPLACEMENTS or self.restarts % 100 == 0:
+            logger.warning("decoder worker %d %s; replacing it (%d replaced so far)", worker.process.pid, reason, self.restarts)
 
     def worker_pids(self) -> list[int]:
         """Return the process ids of the running workers."""
-        with self._condition:
-            return [worker.process.pid for worker in self._workers]
+        return [worker.process.pid for worker in self._workers]
 
     def close(self) -> None:
-        """Stop every worker. Workers busy with an image are killed."""
-        with self._condition:
-            self._closed = True
-            idle, self._idle = self._idle, []
-            busy = [worker for worker in self._workers if worker not in idle]
-            self._workers.clear()
-            self._condition.notify_all()
-        for worker in idle:
-            self._stop(worker)
-        for worker in busy:
-            worker.process.kill()
-            worker.process.join(timeout=5)
-        if self._threads is not None:
-            self._threads.shutdown(wait=True)
-            self._threads = None
+        """Stop every worker; workers busy with an image are killed. Images still waiting fail with RuntimeError."""
+        self._closed = True
+        loop_open = self._loop is not None and not self._loop.is_closed()
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            pending = list(worker.pending)
+            worker.pending.clear()
+            if loop_open:
+                self._unwatch(worker)
+            if pending:
+                worker.process.kill()
+                worker.process.join(timeout=5)
+                worker.connection.close()
+            else:
+                _stop_worker(worker)
+            if loop_open:
+                self._queue.extend(pending)
+        if loop_open:
+            self._fail_queue()
+        self._queue.clear()
+        # Workers still starting are stopped by their callbacks or by the check above.
+        self._starter.shutdown(wait=True)
 
     def __enter__(self) -> "DecodePool":
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _stop_worker(worker: _Worker) -> None:
+    """Ask an idle worker to exit, and kill it if it does not."""
+    try:
+        os.set_blocking(worker.connection.fileno(), True)
+        worker.connection.send(None)
+    except OSError:
+        pass
+    worker.process.join(timeout=5)
+    if worker.process.is_alive():
+        worker.process.kill()
+        worker.process.join(timeout=5)
+    worker.connection.close()
+
+
+def _stop_started_worker(starting: concurrent.futures.Future) -> None:
+    if not starting.cancelled() and starting.exception() is None:
+        _stop_worker(starting.result())
 
 
 def _describe_exit(exit_code: int | None) -> str:
