@@ -51,3 +51,16 @@ def test_empty_writer_writes_an_empty_file(tmp_path):
     assert read_records(path, FetchResult) == []
     with pytest.raises(ValueError, match="row_group_size"):
         RecordWriter(path, FetchResult, row_group_size=0)
+
+
+def test_image_column_stored_plain(tmp_path):
+    path = tmp_path / "part-00000.parquet"
+    with RecordWriter(path, FetchResult) as writer:
+        writer.write(result(1))
+    write_records(tmp_path / "whole.parquet", [result(1)], FetchResult)
+
+    for written in (path, tmp_path / "whole.parquet"):
+        row_group = pq.ParquetFile(written).metadata.row_group(0)
+        codecs = {row_group.column(index).path_in_schema: row_group.column(index).compression for index in range(row_group.num_columns)}
+        assert codecs["image"] == "UNCOMPRESSED"
+        assert codecs["caption"] == "SNAPPY"

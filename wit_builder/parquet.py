@@ -50,12 +50,27 @@ def schema_for(record_type: type) -> pa.Schema:
     )
 
 
+def writer_options(schema: pa.Schema) -> dict:
+    """Return parquet writer options: binary columns stored plain, the others with snappy and dictionaries.
+
+    Binary columns contain encoded images, which neither compression nor a dictionary
+    makes smaller, and trying both costs CPU time on every row group.
+    """
+    binary = {field.name for field in schema if pa.types.is_binary(field.type)}
+    if not binary:
+        return {}
+    return {
+        "compression": {name: "none" if name in binary else "snappy" for name in schema.names},
+        "use_dictionary": [name for name in schema.names if name not in binary],
+    }
+
+
 def atomic_write_table(table: pa.Table, path: str | os.PathLike) -> Path:
     """Write ``table`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, temporary)
+    pq.write_table(table, temporary, **writer_options(table.schema))
     os.replace(temporary, path)
     return path
 
@@ -93,7 +108,7 @@ class RecordWriter:
         self.rows = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._temporary = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._temporary, self.schema)
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._temporary, self.schema, **writer_options(self.schema))
         self._buffer: list = []
 
     def write(self, record: object) -> None:
