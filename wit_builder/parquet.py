@@ -93,8 +93,8 @@ class RecordWriter:
     """Write records to one parquet file as they come, a row group every ``row_group_size`` records.
 
     Only the records of the current row group stay in memory. The file is written
-    under a temporary name and renamed to ``path`` by ``close``; ``abort`` (or leaving
-    a ``with`` block by an exception) deletes it instead. The bytes depend only on the
+    under a temporary name, and ``close`` renames it to ``path``. ``abort``, or leaving
+    a ``with`` block by an exception, deletes it instead. The bytes depend only on the
     records and ``row_group_size``.
     """
 
