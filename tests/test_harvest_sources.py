@@ -7,14 +7,17 @@ import asyncio
 import gzip
 import json
 import logging
+import socket
 import threading
 
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from archive_helpers import compress, read_members, wat_record_for
 from wit_builder import cli
 from wit_builder.harvest.archives import ArchiveOptions, harvest_input, harvest_inputs
+from wit_builder.harvest import httpstream
 from wit_builder.harvest.httpstream import HttpStream, StreamConfig
 from wit_builder.harvest.sources import (
     ArchiveFormat,
@@ -255,6 +258,33 @@ def test_loopback_rejected_without_allow_private(server, tmp_path):
     assert outcome.status == "failed"
     assert "blocked address" in outcome.error
     assert outcome.part is None
+    assert server.requests == []
+
+
+class LoopbackResolver(AbstractResolver):
+    """A resolver that answers 127.0.0.1 for every host, as a rebinding DNS server would."""
+
+    def __init__(self, allow_private: bool = False):
+        self.lookups: list[str] = []
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        self.lookups.append(host)
+        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET, "proto": 0, "flags": socket.AI_NUMERICHOST}]
+
+    async def close(self):
+        pass
+
+
+def test_connected_address_checked_after_resolver(server, tmp_path, monkeypatch):
+    """Even a resolver that returns loopback cannot reach it: the socket is checked before connecting."""
+    monkeypatch.setattr(httpstream, "GuardedResolver", LoopbackResolver)
+    port = server.base_url.rsplit(":", 1)[1]
+    item = HarvestInput(f"http://archive.test:{port}/files/warcfile.warc.gz", ArchiveFormat.WARC)
+
+    outcome = harvest_input(item, tmp_path / "part.parquet", ArchiveOptions(progress=False))
+
+    assert outcome.status == "failed"
+    assert "blocked address" in outcome.error
     assert server.requests == []
 
 

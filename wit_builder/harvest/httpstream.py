@@ -23,7 +23,7 @@ from yarl import URL
 
 from wit_builder.harvest.sources import StreamConfig
 from wit_builder.net.client import default_user_agent
-from wit_builder.net.guard import BlockedAddressError, GuardedResolver, InvalidURLError, check_url
+from wit_builder.net.guard import BlockedAddressError, GuardedResolver, GuardedSocketFactory, InvalidURLError, check_url
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class HttpStream(io.RawIOBase):
         self._buffer = memoryview(b"")
         self._finished = False
         self._session: aiohttp.ClientSession | None = None
+        self._socket_factory: GuardedSocketFactory | None = None
         self._response: aiohttp.ClientResponse | None = None
         self._validator: str | None = None
         self._ranges = False
@@ -124,8 +125,11 @@ class HttpStream(io.RawIOBase):
     async def _open(self) -> None:
         config = self.config
         self._queue = asyncio.Queue(maxsize=config.queue_chunks)
+        self._socket_factory = GuardedSocketFactory(allow_private=config.allow_private)
         connector = aiohttp.TCPConnector(
             resolver=GuardedResolver(allow_private=config.allow_private),
+            # The socket factory checks the address actually connected to, as for image requests.
+            socket_factory=self._socket_factory,
             use_dns_cache=False,  # GuardedResolver caches
             limit=4,
         )
@@ -169,12 +173,17 @@ class HttpStream(io.RawIOBase):
             except (InvalidURLError, BlockedAddressError) as error:
                 raise HttpOpenError(f"{self.url}: {error}") from None
             visited.add(str(target))
+            blocked_before = self._socket_factory.blocked_connections
             try:
                 response = await self._session.get(target, allow_redirects=False, headers=headers)
             except aiohttp.ClientConnectorDNSError as error:
                 if isinstance(error.os_error, BlockedAddressError):
                     raise HttpOpenError(f"{self.url}: {error.os_error}") from None
                 raise HttpOpenError(f"{self.url}: DNS lookup of {error.host} failed: {error.os_error}") from None
+            except aiohttp.ClientConnectorError as error:
+                if self._socket_factory.blocked_connections > blocked_before:
+                    raise HttpOpenError(f"{self.url}: {error.host} resolved to a blocked address; connection rejected") from None
+                raise HttpOpenError(f"{self.url}: request failed: {type(error).__name__}: {error}") from None
             except (aiohttp.ClientError, TimeoutError, OSError) as error:
                 raise HttpOpenError(f"{self.url}: request failed: {type(error).__name__}: {error}") from None
 
