@@ -221,27 +221,29 @@ class DecodePool:
             self._loop.remove_reader(worker.connection.fileno())
 
     def _on_readable(self, worker: _Worker) -> None:
-        """Take every reply that has arrived: a result, or EOF when the worker died."""
-        while worker.pending:
-            try:
-                # A reply can still be arriving, and recv must wait for all of it.
-                os.set_blocking(worker.connection.fileno(), True)
-                if not worker.connection.poll(0):
-                    return
-                kind, payload = worker.connection.recv()
-            except (EOFError, OSError):
-                self._worker_failed(worker)
-                return
+        """Take one reply: a result, or EOF when the worker died.
 
-            job = worker.pending.popleft()
-            worker.timer.cancel()
-            if worker.pending:
-                worker.timer = self._loop.call_later(self.wall_seconds, self._on_timeout, worker)
-            else:
-                self._unwatch(worker)
-            if not job.future.done():
-                job.future.set_result(self._reply_result(worker, kind, payload))
-            self._dispatch()
+        The reader callback runs again while more replies wait in the pipe.
+        """
+        if not worker.pending:
+            return
+        try:
+            # A reply can still be arriving, and recv must wait for all of it.
+            os.set_blocking(worker.connection.fileno(), True)
+            kind, payload = worker.connection.recv()
+        except (EOFError, OSError):
+            self._worker_failed(worker)
+            return
+
+        job = worker.pending.popleft()
+        worker.timer.cancel()
+        if worker.pending:
+            worker.timer = self._loop.call_later(self.wall_seconds, self._on_timeout, worker)
+        else:
+            self._unwatch(worker)
+        if not job.future.done():
+            job.future.set_result(self._reply_result(worker, kind, payload))
+        self._dispatch()
 
     def _reply_result(self, worker: _Worker, kind: str, payload: object) -> ResizeResult:
         if kind == "result":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import ipaddress
 import logging
 import socket
@@ -79,7 +80,9 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     return None
 
 
+@functools.lru_cache(maxsize=65536)
 def _as_address(ip: str | IPAddress) -> IPAddress | None:
+    # Cached, because the same few addresses are checked on every connection.
     if not isinstance(ip, str):
         return ip
     try:
@@ -145,6 +148,7 @@ def is_allowed_address(ip: str | IPAddress, allow_private: bool = False, allow_l
     return allow_loopback and is_loopback_address(ip)
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_ip_literal(host: str) -> IPAddress | None:
     """Return the IP address that ``host`` spells, or None for a host name.
 
