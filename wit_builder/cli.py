@@ -72,9 +72,14 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
         level = logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
-    # Progress bars redraw one terminal line. Without a terminal they glue onto the log
-    # lines, so they are off there and with --quiet. tqdm reads TQDM_DISABLE, and worker
-    # processes inherit it.
+
+def disable_progress_bars(quiet: bool) -> None:
+    """Turn tqdm's bars off without a terminal and with --quiet.
+
+    Progress bars redraw one terminal line. Without a terminal they glue onto the log
+    lines. tqdm reads TQDM_DISABLE when it is imported, so this must run before the
+    command's module is imported. Worker processes inherit the variable.
+    """
     if quiet or not sys.stderr.isatty():
         os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -82,6 +87,7 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the `wit` command line and return its exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    disable_progress_bars("-q" in argv or "--quiet" in argv)
     parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.quiet)
