@@ -90,7 +90,7 @@ class DecodePool:
     Workers start on first use with the "spawn" method, because the parent runs an
     event loop and resolver threads that a forked child must not inherit. ``resize``
     is the asyncio entry point; many tasks of one event loop may call it at once. The
-    pool serves one event loop at a time. When a later loop (another ``asyncio.run``)
+    pool serves one event loop at a time and is not safe to use from several threads. When a later loop (another ``asyncio.run``)
     uses it, workers left with unfinished images by the earlier loop are replaced.
     ``resize_blocking`` runs one image for callers without an event loop.
 
