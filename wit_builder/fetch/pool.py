@@ -90,9 +90,10 @@ class DecodePool:
     Workers start on first use with the "spawn" method, because the parent runs an
     event loop and resolver threads that a forked child must not inherit. ``resize``
     is the asyncio entry point; many tasks of one event loop may call it at once. The
-    pool serves one event loop at a time and is not safe to use from several threads. When a later loop (another ``asyncio.run``)
-    uses it, workers left with unfinished images by the earlier loop are replaced.
-    ``resize_blocking`` runs one image for callers without an event loop.
+    pool serves one event loop at a time and is not safe to use from several threads.
+    When a later loop (another ``asyncio.run``) uses it, workers left with unfinished
+    images by the earlier loop are replaced. ``resize_blocking`` runs one image for
+    callers without an event loop.
 
     ``decode_function`` must be a module-level function (it is pickled by name) with
     the signature of ``resize_image``; tests pass one that hangs.
