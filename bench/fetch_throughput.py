@@ -59,7 +59,7 @@ from harness import (
     summarize_runs,
     write_result,
 )
-from measure import CommandFailed, _process_tree, pinned_cpus, run_measured
+from measure import CommandFailed, _process_tree, pinned_cpus, run_measured, stop_on_sigterm
 
 logger = logging.getLogger("fetch_throughput")
 
@@ -907,6 +907,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
+    stop_on_sigterm()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     sys.path.insert(0, str(REPO_ROOT))
     cpus = pinned_cpus(args.cpus or None)

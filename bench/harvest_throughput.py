@@ -53,7 +53,7 @@ from harness import (
     summarize_all,
     write_result,
 )
-from measure import CommandFailed, pinned_cpus, run_measured
+from measure import CommandFailed, pinned_cpus, run_measured, stop_on_sigterm
 
 logger = logging.getLogger("harvest_throughput")
 
@@ -392,6 +392,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
+    stop_on_sigterm()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
     cpus = pinned_cpus(args.cpus or None)

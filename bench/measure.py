@@ -173,22 +173,28 @@ def run_measured(
         # Sample until the waiter thread has reaped the command, so the wall time does not
         # depend on the sampling interval.
         timed_out = False
-        while not waiter.done.wait(poll_interval_s):
-            if timeout_s is not None and time.perf_counter() - started > timeout_s:
-                timed_out = True
-                _kill_group(process.pid, waiter)
-                break
-            tree = _process_tree(process.pid)
-            memory = [_rss_and_hwm_bytes(member) for member in tree]
-            peak_tree_rss = max(peak_tree_rss, sum(rss for rss, _hwm in memory))
-            max_process_hwm = max([max_process_hwm, *(hwm for _rss, hwm in memory)])
-            max_processes = max(max_processes, len(tree))
-            samples += 1
-            if time.perf_counter() >= next_pss_sample:
-                pss_started = time.perf_counter()
-                peak_tree_pss = max(peak_tree_pss, sum(_pss_bytes(member) for member in tree))
-                pss_cost = time.perf_counter() - pss_started
-                next_pss_sample = pss_started + pss_cost / pss_max_overhead
+        try:
+            while not waiter.done.wait(poll_interval_s):
+                if timeout_s is not None and time.perf_counter() - started > timeout_s:
+                    timed_out = True
+                    _kill_group(process.pid, waiter)
+                    break
+                tree = _process_tree(process.pid)
+                memory = [_rss_and_hwm_bytes(member) for member in tree]
+                peak_tree_rss = max(peak_tree_rss, sum(rss for rss, _hwm in memory))
+                max_process_hwm = max([max_process_hwm, *(hwm for _rss, hwm in memory)])
+                max_processes = max(max_processes, len(tree))
+                samples += 1
+                if time.perf_counter() >= next_pss_sample:
+                    pss_started = time.perf_counter()
+                    peak_tree_pss = max(peak_tree_pss, sum(_pss_bytes(member) for member in tree))
+                    pss_cost = time.perf_counter() - pss_started
+                    next_pss_sample = pss_started + pss_cost / pss_max_overhead
+        except BaseException:
+            # The harness is stopping (Ctrl-C, or SIGTERM through stop_on_sigterm). The
+            # command runs in its own session, so without this it would outlive the harness.
+            _kill_group(process.pid, waiter)
+            raise
         # A descendant that outlives the command can hold standard error open, so do not wait forever.
         reader.join(timeout=10.0)
         if not reader.is_alive():
@@ -220,6 +226,19 @@ def run_measured(
     if check and process.returncode != 0:
         raise CommandFailed(f"command failed with exit status {process.returncode}: {' '.join(command)}\n{stderr_text}")
     return measurement
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so that a harness stopped by ``timeout`` or ``kill`` cleans up.
+
+    Its ``finally`` blocks then stop the measured command and any server it started,
+    and delete its temporary folders.
+    """
+
+    def exit_now(signal_number: int, _frame: object) -> None:
+        raise SystemExit(128 + signal_number)
+
+    signal.signal(signal.SIGTERM, exit_now)
 
 
 def _kill_group(pid: int, waiter: _Waiter) -> None:

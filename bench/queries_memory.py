@@ -52,7 +52,7 @@ from harness import (
     write_result,
     xml_bytes_of,
 )
-from measure import CommandFailed, Measurement, pinned_cpus, run_measured
+from measure import CommandFailed, Measurement, pinned_cpus, run_measured, stop_on_sigterm
 
 logger = logging.getLogger("queries_memory")
 
@@ -354,6 +354,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
+    stop_on_sigterm()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
     cpus = pinned_cpus(args.cpus or None)
