@@ -403,7 +403,7 @@ def test_parts_share_robots_txt_and_host_stops(tmp_path, pool):
     assert site_paths.count("/robots.txt") == 1
     assert busy_paths.count("/robots.txt") == 1
     assert "/private/a.jpg" not in site_paths
-    # The busy host answered 429 twice in a row and was stopped; later parts do not request it.
+    # The busy host returned 429 twice in a row and was stopped, so later parts do not request it.
     assert len([path for path in busy_paths if path != "/robots.txt"]) == 2
     assert run.download.hosts_stopped == 1
     assert run.download.robots_requests == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from wit_builder.fetch.fetcher import FetchConfig, PartJob, fetch_parts
+from wit_builder.fetch.fetcher import FetchConfig, PartJob, fetch_parts, request_counts, status_counts
 from wit_builder.fetch.health import RunHealth
 from wit_builder.fetch.politeness import PolitenessConfig
 from wit_builder.fetch.pool import DEFAULT_CPU_SECONDS
@@ -141,9 +141,7 @@ def input_parts(input_path: Path) -> list[Path]:
 def count_statuses(path: Path) -> tuple[dict[str, int], int]:
     """Count the statuses and downloaded bytes of a FetchResult parquet file already written."""
     table = pq.read_table(path, columns=["status", "bytes_downloaded"])
-    counts = {status.value: 0 for status in FetchStatus}
-    for status in table.column("status").to_pylist():
-        counts[status] = counts.get(status, 0) + 1
+    counts = status_counts(table.column("status").to_pylist())
     downloaded = sum(value or 0 for value in table.column("bytes_downloaded").to_pylist())
     return counts, downloaded
 
@@ -213,13 +211,7 @@ def fetch_folder(
             downloaded += stats.bytes_downloaded
     retried = sum(1 for job in jobs if job.retry_failed)
     # Request counts of the partitions fetched in this run.
-    run_counts = {
-        "requests": run.download.requests + run.download.robots_requests,
-        "robots_requests": run.download.robots_requests,
-        "throttled": run.download.throttled,
-        "hosts_stopped": run.download.hosts_stopped,
-        "retried_rows": sum(stats.retried_rows for stats in run.parts),
-    }
+    run_counts = {**request_counts(run.download), "retried_rows": sum(stats.retried_rows for stats in run.parts)}
     elapsed = run.elapsed_s
 
     if skipped:

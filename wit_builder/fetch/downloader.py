@@ -113,7 +113,8 @@ class Downloader:
         self._image_http = dataclasses.replace(http, retries=0)
         self._robots_http = robots_http_config(http)
         self._waiting: dict[str, list[int]] = {}
-        #: robots.txt rules per answered origin, with the largest Crawl-delay honoured.
+        #: robots.txt rules of each origin whose robots.txt has been fetched, with the
+        #: largest Crawl-delay that is honoured.
         self._robots: dict[str, tuple[RobotsRules, float | None]] = {}
         self._direct: collections.deque[int] = collections.deque()
         self._finished: collections.deque[tuple[int, HttpResult]] = collections.deque()
@@ -179,10 +180,11 @@ class Downloader:
             self.urls[index] = url
             self._remaining += 1
             key = host_key(url)
+            stop_reason = None if key is None else self.scheduler.stopped_reason(key)
             if key is None:
                 self._direct.append(index)
-            elif self.scheduler.stopped_reason(key) is not None:
-                self._finish_not_requested(_Job(index), self.scheduler.stopped_reason(key))
+            elif stop_reason is not None:
+                self._finish_not_requested(_Job(index), stop_reason)
             elif not self.respect_robots_txt:
                 self.scheduler.add(key, _Job(index), index, now)
             else:

@@ -23,7 +23,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -166,10 +166,8 @@ def fetch_partition(
     """
     run = fetch_parts([PartJob(Path(in_path), Path(out_path), retry_failed)], config, pool, health=health)
     stats = run.parts[0]
-    stats.requests = run.download.requests + run.download.robots_requests
-    stats.robots_requests = run.download.robots_requests
-    stats.throttled = run.download.throttled
-    stats.hosts_stopped = run.download.hosts_stopped
+    for name, count in request_counts(run.download).items():
+        setattr(stats, name, count)
     return stats
 
 
@@ -213,10 +211,22 @@ def fetch_parts(
     return FetchRun(parts, download, round(time.monotonic() - started, 3))
 
 
-def status_counts(results: list[FetchResult]) -> dict[str, int]:
-    """Count ``results`` per FetchStatus value, every status listed."""
-    counts = collections.Counter(result.status for result in results)
-    return {status.value: counts.get(status.value, 0) for status in FetchStatus}
+def status_counts(statuses: Iterable[str]) -> dict[str, int]:
+    """Count ``statuses`` per value, with every FetchStatus listed, also those at 0."""
+    counts = {status.value: 0 for status in FetchStatus}
+    for status, count in collections.Counter(statuses).items():
+        counts[status] = counts.get(status, 0) + count
+    return counts
+
+
+def request_counts(download: DownloadStats) -> dict[str, int]:
+    """Return the request counts of a run under the names of FetchStats and stats.json."""
+    return {
+        "requests": download.requests + download.robots_requests,
+        "robots_requests": download.robots_requests,
+        "throttled": download.throttled,
+        "hosts_stopped": download.hosts_stopped,
+    }
 
 
 def log_disabled_opt_outs(config: FetchConfig) -> None:
@@ -235,7 +245,7 @@ class _PartOutput:
         self.rows = read_records(job.in_path, MatchedCandidate)
         self.started = time.monotonic()
         self.stats = FetchStats(rows=len(self.rows))
-        self._status_counts: collections.Counter[str] = collections.Counter()
+        self._statuses: list[str] = []
         self._done: dict[int, FetchResult] = {}
         self._next_row = 0
 
@@ -277,7 +287,7 @@ class _PartOutput:
         self._done[index] = result
         while self._next_row in self._done:
             ready = self._done.pop(self._next_row)
-            self._status_counts[ready.status] += 1
+            self._statuses.append(ready.status)
             if self._writer is not None:
                 self._writer.write(ready)
             self._next_row += 1
@@ -286,7 +296,7 @@ class _PartOutput:
         """Move the finished output into place and return the partition's stats."""
         if self._writer is not None:
             self._writer.close()
-        self.stats.counts = {status.value: self._status_counts.get(status.value, 0) for status in FetchStatus}
+        self.stats.counts = status_counts(self._statuses)
         self.stats.elapsed_s = round(time.monotonic() - self.started, 3)
         stats = self.stats
         rate = stats.rows / stats.elapsed_s if stats.elapsed_s > 0 else 0.0

@@ -196,8 +196,6 @@ class DecodePool:
 
     def _send(self, worker: _Worker, job: _Job) -> None:
         try:
-            # uvloop makes a watched descriptor non-blocking, and a send must not stop halfway.
-            os.set_blocking(worker.connection.fileno(), True)
             worker.connection.send(job.task)
         except OSError:
             # The worker died (killed from outside, or it crashed on an earlier image
@@ -211,7 +209,11 @@ class DecodePool:
 
     def _watch(self, worker: _Worker) -> None:
         """Read the worker's replies on the event loop and start the wall-clock limit of its first image."""
-        self._loop.add_reader(worker.connection.fileno(), self._on_readable, worker)
+        descriptor = worker.connection.fileno()
+        self._loop.add_reader(descriptor, self._on_readable, worker)
+        # uvloop makes a watched descriptor non-blocking. Sends and receives must not stop
+        # halfway through a message, so the pipe goes back to blocking mode.
+        os.set_blocking(descriptor, True)
         worker.timer = self._loop.call_later(self.wall_seconds, self._on_timeout, worker)
 
     def _unwatch(self, worker: _Worker) -> None:
@@ -229,8 +231,7 @@ class DecodePool:
         if not worker.pending:
             return
         try:
-            # A reply can still be arriving, and recv must wait for all of it.
-            os.set_blocking(worker.connection.fileno(), True)
+            # A reply can still be arriving, and recv waits for all of it.
             kind, payload = worker.connection.recv()
         except (EOFError, OSError):
             self._worker_failed(worker)
@@ -411,7 +412,6 @@ class DecodePool:
 def _stop_worker(worker: _Worker) -> None:
     """Ask an idle worker to exit, and kill it if it does not."""
     try:
-        os.set_blocking(worker.connection.fileno(), True)
         worker.connection.send(None)
     except OSError:
         pass
